@@ -1,0 +1,1 @@
+//! wampd: a thread-per-core WAMP router.
