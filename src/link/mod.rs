@@ -1,0 +1,222 @@
+//! Connections: from accepted socket to complete WAMP messages and back.
+//!
+//! One connection is two tasks on its shard: the reader (handshake, frame decoding, handing each
+//! message to the shard's [`Router`]) and the writer (draining the session's outbox). The writer only
+//! runs once the task that queued frames has yielded, so everything queued for a connection during one
+//! loop turn — say, events from a burst of publishes — leaves in one write call.
+//!
+//! WebSocket and RawSocket share each TCP port: a RawSocket client's first byte is always 0x7F, which
+//! can never start an HTTP request.
+
+pub mod rawsocket;
+pub mod websocket;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
+
+use crate::config::Config;
+use crate::router::session::{Closed, Peer};
+use crate::router::{Router, ShardMesh};
+
+/// First read buffer of a connection; it grows for large messages and shrinks back when idle, so an
+/// idle session costs little memory.
+const READ_BUF_MIN: usize = 2048;
+/// Largest read buffer growth step.
+const READ_BUF_MAX: usize = 256 * 1024;
+/// A writer coalesces up to this many bytes of queued frames into one write.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// What a connection needs from its shard.
+pub struct Shard {
+    pub id: usize,
+    pub router: RefCell<Router>,
+    pub config: Arc<Config>,
+    pub mesh: Arc<ShardMesh>,
+}
+
+impl Shard {
+    /// Pushes messages staged for other shards; if a ring was full, wakes this shard's mesh loop,
+    /// which retries until the backlog is gone.
+    pub fn flush(&self) {
+        if self.router.borrow_mut().flush() {
+            self.mesh.notify(self.id);
+        }
+    }
+}
+
+/// Serves one accepted stream until it closes.
+pub async fn serve<S>(shard: Rc<Shard>, stream: S, fd: RawFd)
+where
+    S: AsyncReadRent + AsyncWriteRent + Splitable + 'static,
+    S::OwnedRead: AsyncReadRent + 'static,
+    S::OwnedWrite: AsyncWriteRent + 'static,
+{
+    let (mut rd, wr) = stream.into_split();
+    let timeout = Duration::from_secs(10);
+    let buf = BytesMut::with_capacity(READ_BUF_MIN);
+    let (res, buf) = match monoio::time::timeout(timeout, read_more(&mut rd, buf)).await {
+        Ok(r) => r,
+        Err(_) => return, // no byte within the handshake timeout
+    };
+    if !matches!(res, Ok(n) if n > 0) {
+        return;
+    }
+    if buf[0] == crate::transport::rawsocket::MAGIC {
+        rawsocket::serve(shard, rd, wr, buf, fd).await
+    } else {
+        websocket::serve(shard, rd, wr, buf, fd).await
+    }
+}
+
+/// Reads more bytes onto the end of `buf`, growing it when it is full.
+pub(crate) async fn read_more<R: AsyncReadRent>(
+    rd: &mut R,
+    mut buf: BytesMut,
+) -> (std::io::Result<usize>, BytesMut) {
+    if buf.is_empty() && buf.capacity() > 4 * READ_BUF_MAX {
+        // A huge message passed through; don't keep its buffer for an idle session.
+        buf = BytesMut::with_capacity(READ_BUF_MIN);
+    }
+    let spare = buf.capacity() - buf.len();
+    if spare < READ_BUF_MIN {
+        let grow = buf.capacity().clamp(READ_BUF_MIN, READ_BUF_MAX);
+        buf.reserve(grow);
+    }
+    let (len, cap) = (buf.len(), buf.capacity());
+    let (res, slice) = rd.read(buf.slice_mut(len..cap)).await;
+    (res, slice.into_inner())
+}
+
+
+/// The writer task: drains `peer`'s outbox into the socket, coalescing frames.
+pub(crate) async fn write_loop<W: AsyncWriteRent>(mut wr: W, peer: Rc<Peer>, fd: RawFd) {
+    let mut buf = Vec::new();
+    loop {
+        match peer.outbox.fill(&mut buf, WRITE_BATCH).await {
+            Ok(()) => {
+                let (res, b) = wr.write_all(buf).await;
+                buf = b;
+                buf.clear();
+                if buf.capacity() > 64 * 1024 {
+                    buf = Vec::new(); // don't hold a burst's buffer while idle
+                }
+                if res.is_err() {
+                    peer.outbox.fail();
+                    kick(fd);
+                    return;
+                }
+            }
+            Err(Closed::Graceful) => {
+                let _ = wr.shutdown().await;
+                kick(fd);
+                return;
+            }
+            Err(_) => {
+                kick(fd);
+                return;
+            }
+        }
+    }
+}
+
+/// Shuts the socket down both ways so that a reader blocked on it returns at once (used when the
+/// writer decides the connection is over: slow consumer, write error, close).
+pub(crate) fn kick(fd: RawFd) {
+    // SAFETY: `fd` belongs to a stream still owned by the connection's tasks; shutdown does not
+    // release it, it only ends the TCP conversation.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// Yields to the other tasks of this shard once.
+pub(crate) fn yield_now() -> impl Future<Output = ()> {
+    struct YieldNow(bool);
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                return Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow(false)
+}
+
+/// One decoded unit from a transport.
+pub(crate) enum Inbound {
+    /// A complete WAMP message.
+    Message(bytes::Bytes),
+    /// A transport-level answer to send back (pong).
+    Reply(bytes::Bytes),
+    /// Nothing to do (a pong, say).
+    Nothing,
+    /// The transport is over; send this last frame (if any) and close.
+    Close(Option<bytes::Bytes>),
+}
+
+/// A transport's framing, as the session loop needs it.
+pub(crate) trait Deframer {
+    /// The next unit off the front of `buf`; None when more bytes are needed.
+    fn next(&mut self, buf: &mut BytesMut) -> Option<Inbound>;
+    /// The frame that ends the transport when the router ends the session (WebSocket close), if any.
+    fn goodbye_frame(&self) -> Option<bytes::Bytes>;
+}
+
+/// Runs an established transport: decodes messages and hands them to the router until the
+/// connection ends, then cleans the session up.
+pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
+    shard: &Shard,
+    rd: &mut R,
+    mut buf: BytesMut,
+    conn: &mut crate::router::Conn,
+    deframer: &mut D,
+) {
+    'conn: loop {
+        while let Some(unit) = deframer.next(&mut buf) {
+            match unit {
+                Inbound::Message(frame) => {
+                    let flow = shard.router.borrow_mut().on_frame(conn, &frame);
+                    if flow == crate::router::Flow::Close {
+                        conn.peer.outbox.close(deframer.goodbye_frame());
+                        break 'conn;
+                    }
+                }
+                Inbound::Reply(frame) => {
+                    conn.peer.outbox.push(frame);
+                }
+                Inbound::Nothing => {}
+                Inbound::Close(last) => {
+                    conn.peer.outbox.close(last);
+                    break 'conn;
+                }
+            }
+        }
+        shard.flush();
+        if conn.peer.outbox.closed() != Closed::No {
+            break; // the writer gave up (slow consumer, write error)
+        }
+        let (res, b) = read_more(rd, buf).await;
+        buf = b;
+        match res {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    shard.router.borrow_mut().on_disconnect(conn);
+    shard.flush();
+    conn.peer.outbox.close(None);
+}

@@ -1,0 +1,519 @@
+//! CBOR (RFC 8949) support, hand-rolled so that the scanner can return spans
+//! and validate text strings without materializing anything.
+//!
+//! Accepted: definite and indefinite lengths, tags (ignored, the inner value
+//! counts), true/false/null/undefined (as null), half/single/double floats.
+//! Other simple values are rejected since no other serializer can carry them.
+
+use std::borrow::Cow;
+
+use super::value::{CodecError, Item, Items, Kind, Payload, Val, MAX_DEPTH};
+use super::Serializer;
+
+const EOF: CodecError = CodecError::Malformed("cbor: unexpected end of input");
+const DEEP: CodecError = CodecError::Malformed("cbor: nesting too deep");
+const BAD: CodecError = CodecError::Malformed("cbor: invalid initial byte");
+const BREAK: u8 = 0xff;
+
+/// Argument of an initial byte; `None` means indefinite length.
+#[inline]
+fn head(b: &[u8], i: usize) -> Result<(u8, u8, Option<u64>, usize), CodecError> {
+    let ib = *b.get(i).ok_or(EOF)?;
+    let major = ib >> 5;
+    let ai = ib & 0x1f;
+    let j = i + 1;
+    let get = |n: usize| -> Result<u64, CodecError> {
+        let s = b.get(j..j + n).ok_or(EOF)?;
+        Ok(s.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+    };
+    Ok(match ai {
+        0..=23 => (major, ai, Some(ai as u64), j),
+        24 => (major, ai, Some(get(1)?), j + 1),
+        25 => (major, ai, Some(get(2)?), j + 2),
+        26 => (major, ai, Some(get(4)?), j + 4),
+        27 => (major, ai, Some(get(8)?), j + 8),
+        31 if matches!(major, 2..=5 | 7) => (major, ai, None, j),
+        _ => return Err(BAD),
+    })
+}
+
+fn f16_to_f64(h: u16) -> f64 {
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let mant = (h & 0x3ff) as f64;
+    let v = match exp {
+        0 => mant * 2f64.powi(-24),
+        31 if mant == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        _ => (mant + 1024.0) * 2f64.powi(exp - 25),
+    };
+    if h & 0x8000 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+fn utf8(s: &[u8]) -> Result<&str, CodecError> {
+    std::str::from_utf8(s).map_err(|_| CodecError::Malformed("cbor: invalid utf-8"))
+}
+
+#[inline]
+fn body(b: &[u8], i: usize, n: u64) -> Result<&[u8], CodecError> {
+    let n = usize::try_from(n).map_err(|_| EOF)?;
+    b.get(i..i.checked_add(n).ok_or(EOF)?).ok_or(EOF)
+}
+
+/// Remaining bytes bound the element count of a definite container.
+fn check_count(b: &[u8], j: usize, n: u64, per: u64) -> Result<usize, CodecError> {
+    let rem = (b.len() - j) as u64;
+    if n > rem / per {
+        return Err(EOF);
+    }
+    Ok(n as usize)
+}
+
+fn simple_kind(ai: u8) -> Result<Kind, CodecError> {
+    match ai {
+        20 | 21 => Ok(Kind::Bool),
+        22 | 23 => Ok(Kind::Null),
+        25..=27 => Ok(Kind::Float),
+        _ => Err(CodecError::Malformed("cbor: unsupported simple value")),
+    }
+}
+
+/// Validates the chunks of an indefinite-length string starting after its head.
+fn skip_chunks(b: &[u8], mut j: usize, major: u8) -> Result<usize, CodecError> {
+    loop {
+        if b.get(j) == Some(&BREAK) {
+            return Ok(j + 1);
+        }
+        let (m, _, arg, k) = head(b, j)?;
+        let Some(n) = arg.filter(|_| m == major) else {
+            return Err(CodecError::Malformed("cbor: bad string chunk"));
+        };
+        let s = body(b, k, n)?;
+        if major == 3 {
+            utf8(s)?;
+        }
+        j = k + s.len();
+    }
+}
+
+/// Validates one value at `i`; returns its end and kind.
+fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
+    let (major, ai, arg, j) = head(b, i)?;
+    Ok(match (major, arg) {
+        (0, _) => (j, Kind::UInt),
+        (1, _) => (j, Kind::NegInt),
+        (2 | 3, Some(n)) => {
+            let s = body(b, j, n)?;
+            if major == 3 {
+                utf8(s)?;
+            }
+            (j + s.len(), if major == 2 { Kind::Bin } else { Kind::Str })
+        }
+        (2 | 3, None) => (
+            skip_chunks(b, j, major)?,
+            if major == 2 { Kind::Bin } else { Kind::Str },
+        ),
+        (4 | 5, _) => {
+            if depth >= MAX_DEPTH {
+                return Err(DEEP);
+            }
+            let pair = major == 5;
+            let mut k = j;
+            let entry = |k: usize| -> Result<usize, CodecError> {
+                if pair {
+                    let (ke, kk) = skip(b, k, depth + 1)?;
+                    if kk != Kind::Str {
+                        return Err(CodecError::Malformed("cbor: map key is not a string"));
+                    }
+                    Ok(skip(b, ke, depth + 1)?.0)
+                } else {
+                    Ok(skip(b, k, depth + 1)?.0)
+                }
+            };
+            match arg {
+                Some(n) => {
+                    for _ in 0..check_count(b, j, n, if pair { 2 } else { 1 })? {
+                        k = entry(k)?;
+                    }
+                }
+                None => loop {
+                    match b.get(k) {
+                        Some(&BREAK) => {
+                            k += 1;
+                            break;
+                        }
+                        None => return Err(EOF),
+                        _ => k = entry(k)?,
+                    }
+                },
+            }
+            (k, if pair { Kind::Dict } else { Kind::List })
+        }
+        (6, _) => {
+            if depth >= MAX_DEPTH {
+                return Err(DEEP);
+            }
+            skip(b, j, depth + 1)?
+        }
+        (7, Some(_)) => (j, simple_kind(ai)?),
+        _ => return Err(BAD),
+    })
+}
+
+fn trailing(b: &[u8], end: usize) -> Result<(), CodecError> {
+    if end == b.len() {
+        Ok(())
+    } else {
+        Err(CodecError::Malformed("cbor: trailing bytes"))
+    }
+}
+
+/// Skips any tags in front of a value (bounded, as tags are tiny).
+fn untag(b: &[u8], mut i: usize) -> Option<usize> {
+    for _ in 0..MAX_DEPTH {
+        let (major, _, _, j) = head(b, i).ok()?;
+        if major != 6 {
+            return Some(i);
+        }
+        i = j;
+    }
+    None
+}
+
+pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
+    let start = untag(b, 0).ok_or(BAD)?;
+    let (major, _, arg, mut j) = head(b, start)?;
+    if major != 4 {
+        return Err(CodecError::Protocol("message is not an array".into()));
+    }
+    let mut items = Items::new();
+    let mut push = |j: usize| -> Result<usize, CodecError> {
+        let (end, kind) = skip(b, j, 1)?;
+        items.push(Item {
+            kind,
+            span: &b[j..end],
+        });
+        Ok(end)
+    };
+    match arg {
+        Some(n) => {
+            for _ in 0..check_count(b, j, n, 1)? {
+                j = push(j)?;
+            }
+        }
+        None => loop {
+            match b.get(j) {
+                Some(&BREAK) => {
+                    j += 1;
+                    break;
+                }
+                None => return Err(EOF),
+                _ => j = push(j)?,
+            }
+        },
+    }
+    trailing(b, j)?;
+    Ok(items)
+}
+
+pub(crate) fn peek_code(b: &[u8]) -> Option<u64> {
+    let (major, _, arg, j) = head(b, untag(b, 0)?).ok()?;
+    if major != 4 || arg == Some(0) {
+        return None;
+    }
+    match head(b, untag(b, j)?).ok()? {
+        (0, _, Some(n), _) => Some(n),
+        _ => None,
+    }
+}
+
+pub(crate) fn validate(b: &[u8]) -> Result<(), CodecError> {
+    let (end, _) = skip(b, 0, 0)?;
+    trailing(b, end)
+}
+
+pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
+    let (major, ai, _, _) = head(b, untag(b, 0)?).ok()?;
+    Some(match major {
+        0 => Kind::UInt,
+        1 => Kind::NegInt,
+        2 => Kind::Bin,
+        3 => Kind::Str,
+        4 => Kind::List,
+        5 => Kind::Dict,
+        _ => simple_kind(ai).ok()?,
+    })
+}
+
+pub(crate) fn map_get<'a>(b: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let (major, _, arg, mut j) = head(b, untag(b, 0)?).ok()?;
+    if major != 5 {
+        return None;
+    }
+    let mut left = arg;
+    loop {
+        match left {
+            Some(0) => return None,
+            Some(ref mut n) => *n -= 1,
+            None if b.get(j) == Some(&BREAK) => return None,
+            None => {}
+        }
+        let (k, kend) = decode_at(b, j, 1).ok()?;
+        let (vend, _) = skip(b, kend, 1).ok()?;
+        if matches!(k, Val::Str(ref s) if s == key) {
+            return Some(&b[kend..vend]);
+        }
+        j = vend;
+    }
+}
+
+pub(crate) fn count(b: &[u8]) -> Option<usize> {
+    let (major, _, arg, mut j) = head(b, untag(b, 0)?).ok()?;
+    if major != 4 && major != 5 {
+        return None;
+    }
+    if let Some(n) = arg {
+        return usize::try_from(n).ok();
+    }
+    let mut n = 0;
+    while b.get(j)? != &BREAK {
+        j = skip(b, j, 1).ok()?.0;
+        if major == 5 {
+            j = skip(b, j, 1).ok()?.0;
+        }
+        n += 1;
+    }
+    Some(n)
+}
+
+fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), CodecError> {
+    let (major, ai, arg, j) = head(b, i)?;
+    Ok(match (major, arg) {
+        (0, Some(n)) => (Val::UInt(n), j),
+        (1, Some(n)) => {
+            let v = match i64::try_from(n) {
+                Ok(n) => Val::Int(-1 - n),
+                Err(_) => Val::Float(-1.0 - n as f64),
+            };
+            (v, j)
+        }
+        (2, Some(n)) => {
+            let s = body(b, j, n)?;
+            (Val::Bytes(Cow::Borrowed(s)), j + s.len())
+        }
+        (3, Some(n)) => {
+            let s = body(b, j, n)?;
+            (Val::Str(Cow::Borrowed(utf8(s)?)), j + s.len())
+        }
+        (2 | 3, None) => {
+            let end = skip_chunks(b, j, major)?;
+            let mut buf = Vec::new();
+            let mut k = j;
+            while k + 1 < end {
+                let (_, _, arg, c) = head(b, k)?;
+                let s = body(b, c, arg.unwrap_or(0))?;
+                buf.extend_from_slice(s);
+                k = c + s.len();
+            }
+            let v = if major == 2 {
+                Val::Bytes(Cow::Owned(buf))
+            } else {
+                Val::Str(Cow::Owned(
+                    String::from_utf8(buf)
+                        .map_err(|_| CodecError::Malformed("cbor: invalid utf-8"))?,
+                ))
+            };
+            (v, end)
+        }
+        (4 | 5, _) => {
+            if depth >= MAX_DEPTH {
+                return Err(DEEP);
+            }
+            let pair = major == 5;
+            let limit = match arg {
+                Some(n) => Some(check_count(b, j, n, if pair { 2 } else { 1 })?),
+                None => None,
+            };
+            let mut list = Vec::new();
+            let mut entries = Vec::new();
+            let mut k = j;
+            let mut done = 0usize;
+            loop {
+                match limit {
+                    Some(n) if done == n => break,
+                    None if b.get(k) == Some(&BREAK) => {
+                        k += 1;
+                        break;
+                    }
+                    _ => {}
+                }
+                let (v, e) = decode_at(b, k, depth + 1)?;
+                k = e;
+                if pair {
+                    let Val::Str(key) = v else {
+                        return Err(CodecError::Malformed("cbor: map key is not a string"));
+                    };
+                    let (x, e) = decode_at(b, k, depth + 1)?;
+                    entries.push((key, x));
+                    k = e;
+                } else {
+                    list.push(v);
+                }
+                done += 1;
+            }
+            (
+                if pair {
+                    Val::Dict(entries)
+                } else {
+                    Val::List(list)
+                },
+                k,
+            )
+        }
+        (6, _) => {
+            if depth >= MAX_DEPTH {
+                return Err(DEEP);
+            }
+            decode_at(b, j, depth + 1)?
+        }
+        (7, Some(x)) => {
+            let v = match ai {
+                20 => Val::Bool(false),
+                21 => Val::Bool(true),
+                22 | 23 => Val::Null,
+                25 => Val::Float(f16_to_f64(x as u16)),
+                26 => Val::Float(f32::from_bits(x as u32) as f64),
+                27 => Val::Float(f64::from_bits(x)),
+                _ => return Err(CodecError::Malformed("cbor: unsupported simple value")),
+            };
+            (v, j)
+        }
+        _ => return Err(BAD),
+    })
+}
+
+pub(crate) fn decode(b: &[u8]) -> Result<Val<'_>, CodecError> {
+    let (v, end) = decode_at(b, 0, 0)?;
+    trailing(b, end)?;
+    Ok(v)
+}
+
+// ---- encoding ----------------------------------------------------------------
+
+/// Writes an initial byte with the shortest argument encoding.
+pub(crate) fn write_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n <= 0xff {
+        out.extend_from_slice(&[m | 24, n as u8]);
+    } else if n <= 0xffff {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
+    write_head(3, s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub(crate) fn encode_val(v: &Val<'_>, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    match v {
+        Val::Null => out.push(0xf6),
+        Val::Bool(false) => out.push(0xf4),
+        Val::Bool(true) => out.push(0xf5),
+        Val::Int(n) if *n >= 0 => write_head(0, *n as u64, out),
+        Val::Int(n) => write_head(1, !(*n) as u64, out),
+        Val::UInt(n) => write_head(0, *n, out),
+        Val::Float(f) => {
+            out.push(0xfb);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Val::Str(s) => write_str(s, out),
+        Val::Bytes(b) => {
+            write_head(2, b.len() as u64, out);
+            out.extend_from_slice(b);
+        }
+        Val::List(l) => {
+            write_head(4, l.len() as u64, out);
+            for x in l {
+                encode_val(x, out)?;
+            }
+        }
+        Val::Dict(d) => {
+            write_head(5, d.len() as u64, out);
+            for (k, x) in d {
+                write_str(k, out);
+                encode_val(x, out)?;
+            }
+        }
+        Val::Raw(p) => {
+            if p.ser == Serializer::Cbor {
+                out.extend_from_slice(p.bytes);
+            } else {
+                super::value::transcode(
+                    Payload {
+                        ser: p.ser,
+                        bytes: p.bytes,
+                    },
+                    Serializer::Cbor,
+                    out,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indefinite_tags_and_floats() {
+        // [_ 1, tag(1) 2, (_ "a" "b"), {_ "k": h'01'}, 1.5 (half), undefined] with a break
+        let b = [
+            0x9f, 0x01, 0xc1, 0x02, 0x7f, 0x61, b'a', 0x61, b'b', 0xff, 0xbf, 0x61, b'k', 0x41, 1,
+            0xff, 0xf9, 0x3e, 0x00, 0xf7, 0xff,
+        ];
+        let items = split_array(&b).unwrap();
+        assert_eq!(items.len(), 6);
+        assert_eq!(decode(items[1].span).unwrap().as_u64(), Some(2));
+        assert_eq!(decode(items[2].span).unwrap().as_str().unwrap(), "ab");
+        let m = Val::Raw(Payload {
+            ser: Serializer::Cbor,
+            bytes: items[3].span,
+        });
+        assert!(m.is_dict());
+        assert_eq!(m.dict_len(), Some(1));
+        assert!(matches!(m.get("k"), Some(Val::Raw(p)) if p.bytes == [0x41, 1]));
+        assert!(matches!(decode(items[4].span).unwrap(), Val::Float(f) if f == 1.5));
+        assert!(decode(items[5].span).unwrap().is_null());
+        assert_eq!(peek_code(&b), Some(1));
+    }
+
+    #[test]
+    fn malformed() {
+        assert!(validate(&[0x62, b'a']).is_err()); // truncated
+        assert!(validate(&[0x61, 0xff]).is_err()); // bad utf-8
+        assert!(validate(&[0x01, 0x01]).is_err()); // trailing
+        assert!(validate(&[0x1c]).is_err()); // reserved ai
+        assert!(validate(&[0xf0]).is_err()); // simple value 16
+        assert!(validate(&[0xa1, 0x01, 0x02]).is_err()); // int key
+        assert!(validate(&[0x7f, 0x41, 0x00, 0xff]).is_err()); // wrong chunk type
+        assert!(validate(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(validate(&vec![0x81u8; 100_000]).is_err());
+        assert!(validate(&vec![0xc1u8; 100_000]).is_err());
+        assert!(decode(&vec![0x9fu8; 100_000]).is_err());
+    }
+}

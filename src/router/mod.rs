@@ -1,0 +1,620 @@
+//! Routing state and the per-message hot path of one shard.
+//!
+//! The path of a message, top to bottom: a connection hands a complete frame (`Bytes`) to
+//! [`Router::on_frame`]; it is parsed into a borrowed [`Message`] view whose payload fields stay raw
+//! spans of the frame; the Broker ([`broker`]) or Dealer ([`dealer`]) routes it; outgoing messages are
+//! encoded once per encoding into shared frames ([`wire`]) and queued on the receivers' outboxes
+//! ([`session`]) or sent over the shard mesh ([`ShardMsg`]) to the shards that own the receivers.
+//!
+//! A `Router` is owned by one shard thread and never shared; sessions on other shards are reached only
+//! through the mesh. See [`realm`] for where routing state lives and why.
+
+pub mod broker;
+pub mod dealer;
+pub mod ids;
+pub mod realm;
+pub mod session;
+pub mod trie;
+pub mod wire;
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+
+use crate::mesh::{Mesh, Outgoing};
+use crate::protocol::codes;
+use crate::protocol::errors;
+use crate::protocol::uri::MatchPolicy;
+use crate::protocol::{Message, Val};
+use crate::router::broker::Broker;
+use crate::router::dealer::{Dealer, Invoke};
+use crate::router::realm::Realms;
+use crate::router::session::{Outbox, Peer, Push, Session};
+use crate::router::wire::{frame, AppPayload, Encoding, EventFrames};
+
+/// A connection handed from an acceptor thread to a shard.
+pub enum Incoming {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// The mesh type the router uses.
+pub type ShardMesh = Mesh<ShardMsg, Incoming>;
+
+/// What travels between shards.
+pub enum ShardMsg {
+    /// A publication's EVENT for this shard's subscribers of `subscription`.
+    Event {
+        realm: usize,
+        subscription: u64,
+        /// Session not to deliver to (the publisher, unless it asked to receive its own events).
+        exclude: u64,
+        frames: Arc<EventFrames>,
+    },
+    /// A CALL for a callee on this shard.
+    Invoke(Box<Invoke>),
+    /// A finished frame for one session on this shard (RESULT, ERROR, ...).
+    Deliver { session: u64, frame: Bytes },
+    /// The sending shard gained (`add`) or lost its subscribers of a subscription.
+    SubUpdate {
+        realm: usize,
+        id: u64,
+        policy: MatchPolicy,
+        uri: Arc<str>,
+        add: bool,
+        /// Non-zero: acknowledge with [`ShardMsg::Ack`].
+        token: u64,
+    },
+    /// A registration on the sending shard appeared (`callee` set) or went away.
+    RegUpdate {
+        realm: usize,
+        id: u64,
+        policy: MatchPolicy,
+        uri: Arc<str>,
+        callee: Option<u64>,
+        token: u64,
+    },
+    /// An update with this token has been applied.
+    Ack { token: u64 },
+}
+
+/// What the connection should do after a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop reading and close once the outbox is written.
+    Close,
+}
+
+/// Limits the router enforces per message.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_uri_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_uri_len: 2048 }
+    }
+}
+
+/// A connection's view of its session.
+pub struct Conn {
+    pub peer: Rc<Peer>,
+    /// Set once WELCOME has been sent.
+    pub session: Option<u64>,
+}
+
+impl Conn {
+    /// A connection whose messages use `enc`, with a queue bounded at `queue_bytes`, whose peer takes
+    /// frames up to `max_frame` bytes.
+    pub fn new(enc: Encoding, queue_bytes: usize, max_frame: usize) -> Self {
+        Conn {
+            peer: Rc::new(Peer {
+                id: Cell::new(0),
+                enc,
+                outbox: Outbox::new(queue_bytes, max_frame),
+            }),
+            session: None,
+        }
+    }
+}
+
+/// Replies waiting for every other shard to acknowledge one update.
+struct Barrier {
+    remaining: usize,
+    replies: Vec<(Rc<Peer>, Bytes)>,
+}
+
+/// Per-realm routing state of one shard.
+#[derive(Default)]
+pub struct RealmLocal {
+    pub broker: Broker,
+    pub dealer: Dealer,
+}
+
+/// The routing state of one shard.
+pub struct Router {
+    pub shard: usize,
+    shards: usize,
+    mesh: Arc<ShardMesh>,
+    realms: Arc<Realms>,
+    local: Vec<RealmLocal>,
+    sessions: AHashMap<u64, Session>,
+    out: Outgoing<ShardMsg>,
+    barriers: AHashMap<u64, Barrier>,
+    next_token: u64,
+    limits: Limits,
+}
+
+impl Router {
+    /// The router of shard `shard`.
+    pub fn new(shard: usize, mesh: Arc<ShardMesh>, realms: Arc<Realms>, limits: Limits) -> Self {
+        let shards = mesh.shards();
+        Router {
+            shard,
+            shards,
+            local: (0..realms.len()).map(|_| RealmLocal::default()).collect(),
+            mesh,
+            realms,
+            sessions: AHashMap::new(),
+            out: Outgoing::new(shard, shards),
+            barriers: AHashMap::new(),
+            next_token: 0,
+            limits,
+        }
+    }
+
+    /// Number of sessions on this shard.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Handles one complete WAMP message from a connection.
+    pub fn on_frame(&mut self, conn: &mut Conn, frame: &Bytes) -> Flow {
+        let msg = match Message::parse(conn.peer.enc.ser, frame) {
+            Ok(m) => m,
+            Err(e) => return self.violation(conn, &format!("malformed message: {e}")),
+        };
+        let Some(sid) = conn.session else {
+            return self.on_hello(conn, msg);
+        };
+        if let Some(bad) = bad_request_id(&msg) {
+            return self.violation(conn, &format!("request id {bad} is out of range"));
+        }
+        match msg {
+            Message::Publish {
+                request,
+                options,
+                topic,
+                args,
+                kwargs,
+            } => {
+                let payload = AppPayload::from_frame(frame, &args, &kwargs);
+                self.on_publish(sid, request, &options, &topic, payload)
+            }
+            Message::Call {
+                request,
+                procedure,
+                args,
+                kwargs,
+                ..
+            } => {
+                let payload = AppPayload::from_frame(frame, &args, &kwargs);
+                self.on_call(sid, request, &procedure, payload)
+            }
+            Message::Yield {
+                request,
+                args,
+                kwargs,
+                ..
+            } => {
+                let payload = AppPayload::from_frame(frame, &args, &kwargs);
+                self.on_yield(sid, request, payload)
+            }
+            Message::Error {
+                request_type,
+                request,
+                details,
+                error,
+                args,
+                kwargs,
+            } => {
+                if request_type != codes::INVOCATION {
+                    return self.violation(
+                        conn,
+                        &format!(
+                            "ERROR for {} is not something a client may send",
+                            codes::name(request_type)
+                        ),
+                    );
+                }
+                let payload = AppPayload::from_frame(frame, &args, &kwargs);
+                self.on_invocation_error(sid, request, &details, &error, payload)
+            }
+            Message::Subscribe {
+                request,
+                options,
+                topic,
+            } => self.on_subscribe(sid, request, &options, &topic),
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => self.on_unsubscribe(sid, request, subscription),
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => self.on_register(sid, request, &options, &procedure),
+            Message::Unregister {
+                request,
+                registration,
+            } => self.on_unregister(sid, request, registration),
+            Message::Goodbye { .. } => self.on_goodbye(conn),
+            Message::Abort { .. } => {
+                self.end_session(conn);
+                Flow::Close
+            }
+            // Call cancelling is not announced; a CANCEL is answered by the callee's result as usual.
+            Message::Cancel { .. } => Flow::Continue,
+            Message::Hello { .. } => self.violation(conn, "HELLO on an established session"),
+            other => self.violation(
+                conn,
+                &format!(
+                    "{} is not a message a client may send",
+                    codes::name(other.code())
+                ),
+            ),
+        }
+    }
+
+    /// The connection is gone (closed, failed, or told to close): forget its session.
+    pub fn on_disconnect(&mut self, conn: &mut Conn) {
+        self.end_session(conn);
+    }
+
+    /// HELLO: join a realm or be refused.
+    fn on_hello(&mut self, conn: &mut Conn, msg: Message<'_>) -> Flow {
+        let (realm, details) = match msg {
+            Message::Hello { realm, details } => (realm, details),
+            Message::Abort { .. } => return Flow::Close,
+            other => {
+                return self.violation(
+                    conn,
+                    &format!("expected HELLO, got {}", codes::name(other.code())),
+                )
+            }
+        };
+        if !details.is_dict() {
+            return self.violation(conn, "HELLO.Details must be a dictionary");
+        }
+        let Some(realm_idx) = self.realms.find(&realm) else {
+            self.abort(conn, errors::NO_SUCH_REALM, &format!("no realm {realm}"));
+            return Flow::Close;
+        };
+        let mut id = ids::global();
+        while self.sessions.contains_key(&id) {
+            id = ids::global();
+        }
+        conn.peer.id.set(id);
+        conn.session = Some(id);
+        self.sessions
+            .insert(id, Session::new(conn.peer.clone(), realm_idx));
+        let realm_name = self.realms.name(realm_idx).clone();
+        let welcome = Message::Welcome {
+            session: id,
+            details: welcome_details(&realm_name, id),
+        };
+        self.reply_peer(&conn.peer.clone(), &welcome);
+        Flow::Continue
+    }
+
+    /// GOODBYE from the client: answer, end the session, close the transport.
+    fn on_goodbye(&mut self, conn: &mut Conn) -> Flow {
+        let reply = Message::Goodbye {
+            details: Val::empty_dict(),
+            reason: Cow::Borrowed(errors::GOODBYE_AND_OUT),
+        };
+        let peer = conn.peer.clone();
+        self.reply_peer(&peer, &reply);
+        self.end_session(conn);
+        Flow::Close
+    }
+
+    /// Answers a protocol violation with ABORT and ends the session.
+    fn violation(&mut self, conn: &mut Conn, why: &str) -> Flow {
+        tracing::debug!(session = conn.peer.id.get(), "protocol violation: {why}");
+        self.abort(conn, errors::PROTOCOL_VIOLATION, why);
+        Flow::Close
+    }
+
+    /// Sends ABORT with `reason` and a message, and ends the session.
+    fn abort(&mut self, conn: &mut Conn, reason: &str, message: &str) {
+        let msg = Message::Abort {
+            details: Val::Dict(vec![(
+                Cow::Borrowed("message"),
+                Val::Str(Cow::Borrowed(message)),
+            )]),
+            reason: Cow::Borrowed(reason),
+        };
+        let peer = conn.peer.clone();
+        self.reply_peer(&peer, &msg);
+        self.end_session(conn);
+    }
+
+    /// Removes the session's subscriptions and registrations and fails calls it owed answers.
+    fn end_session(&mut self, conn: &mut Conn) {
+        let Some(sid) = conn.session.take() else {
+            return;
+        };
+        let Some(session) = self.sessions.remove(&sid) else {
+            return;
+        };
+        let realm = session.realm;
+        for id in session.subscriptions.iter().copied() {
+            self.drop_subscriber(realm, id, sid);
+        }
+        for id in session.registrations.iter().copied() {
+            self.drop_registration(realm, id);
+        }
+        self.fail_invocations(session.invocations.into_values());
+    }
+
+    /// The match policy named in SUBSCRIBE/REGISTER options; answers ERROR and returns None if invalid.
+    fn match_policy(
+        &mut self,
+        sid: u64,
+        request_type: u64,
+        request: u64,
+        options: &Val<'_>,
+    ) -> Option<MatchPolicy> {
+        let named = options.get("match");
+        let named = named.as_ref().and_then(|v| v.as_str());
+        match MatchPolicy::from_option(named.as_deref()) {
+            Ok(p) => Some(p),
+            Err(()) => {
+                self.reply_error(sid, request_type, request, errors::INVALID_ARGUMENT);
+                None
+            }
+        }
+    }
+
+    /// Handles one message from another shard.
+    pub fn on_mesh(&mut self, src: usize, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Event {
+                realm,
+                subscription,
+                exclude,
+                frames,
+            } => {
+                self.deliver_event(realm, subscription, exclude, &frames);
+            }
+            ShardMsg::Invoke(inv) => self.on_invoke(*inv),
+            ShardMsg::Deliver { session, frame } => {
+                if let Some(s) = self.sessions.get(&session) {
+                    self.push(&s.peer, frame);
+                }
+            }
+            ShardMsg::SubUpdate {
+                realm,
+                id,
+                policy,
+                uri,
+                add,
+                token,
+            } => {
+                self.local[realm]
+                    .broker
+                    .set_remote(id, policy, &uri, src, add);
+                self.ack(src, token);
+            }
+            ShardMsg::RegUpdate {
+                realm,
+                id,
+                policy,
+                uri,
+                callee,
+                token,
+            } => {
+                let dealer = &mut self.local[realm].dealer;
+                match callee {
+                    Some(callee) => dealer.insert(dealer::Registration {
+                        id,
+                        policy,
+                        uri,
+                        shard: src,
+                        callee,
+                    }),
+                    None => dealer.remove(id),
+                }
+                self.ack(src, token);
+            }
+            ShardMsg::Ack { token } => self.on_ack(token),
+        }
+    }
+
+    /// Pushes everything staged for other shards into the mesh, one wake-up per destination. Returns
+    /// true if a ring was full and messages are still staged (the caller retries later).
+    pub fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return false;
+        }
+        self.out.flush(&self.mesh)
+    }
+
+    // ---- sending -------------------------------------------------------------------------------
+
+    /// Queues a finished frame on a peer's outbox.
+    pub(crate) fn push(&self, peer: &Peer, frame: Bytes) {
+        match peer.outbox.push(frame) {
+            Push::Queued | Push::Closed => {}
+            Push::Overflowed => tracing::warn!(
+                session = peer.id.get(),
+                "closing session: its outbound queue exceeded the limit (slow consumer)"
+            ),
+            Push::TooLarge => tracing::warn!(
+                session = peer.id.get(),
+                "dropped a message larger than the peer accepts"
+            ),
+        }
+    }
+
+    /// Encodes `msg` for `peer` and queues it.
+    pub(crate) fn reply_peer(&self, peer: &Peer, msg: &Message<'_>) {
+        match frame(peer.enc, msg) {
+            Ok(b) => self.push(peer, b),
+            Err(e) => tracing::warn!(error = %e, "cannot encode {}", codes::name(msg.code())),
+        }
+    }
+
+    /// Encodes `msg` for session `sid` (on this shard) and queues it.
+    pub(crate) fn reply(&self, sid: u64, msg: &Message<'_>) {
+        if let Some(s) = self.sessions.get(&sid) {
+            self.reply_peer(&s.peer, msg);
+        }
+    }
+
+    /// Sends ERROR for request `request` of type `request_type` with error URI `error`.
+    pub(crate) fn reply_error(&self, sid: u64, request_type: u64, request: u64, error: &str) {
+        self.reply(
+            sid,
+            &Message::Error {
+                request_type,
+                request,
+                details: Val::empty_dict(),
+                error: Cow::Borrowed(error),
+                args: None,
+                kwargs: None,
+            },
+        );
+    }
+
+    /// Queues a finished frame for session `session` on shard `shard` (this one or another).
+    pub(crate) fn to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
+        if shard == self.shard {
+            if let Some(s) = self.sessions.get(&session) {
+                self.push(&s.peer, frame);
+            }
+        } else {
+            self.out.send(shard, ShardMsg::Deliver { session, frame });
+        }
+    }
+
+    // ---- control-plane barriers ----------------------------------------------------------------
+
+    /// Sends the update made by `make(token)` to every other shard, each to acknowledge; returns the
+    /// token (0 when there is no other shard).
+    pub(crate) fn broadcast(&mut self, mut make: impl FnMut(u64) -> ShardMsg) -> u64 {
+        if self.shards == 1 {
+            return 0;
+        }
+        self.next_token += 1;
+        let token = self.next_token;
+        self.barriers.insert(
+            token,
+            Barrier {
+                remaining: self.shards - 1,
+                replies: Vec::new(),
+            },
+        );
+        for shard in (0..self.shards).filter(|&s| s != self.shard) {
+            self.out.send(shard, make(token));
+        }
+        token
+    }
+
+    /// Sends an update to every other shard without waiting for it to be applied.
+    pub(crate) fn broadcast_no_ack(&mut self, mut make: impl FnMut() -> ShardMsg) {
+        for shard in (0..self.shards).filter(|&s| s != self.shard) {
+            self.out.send(shard, make());
+        }
+    }
+
+    /// Sends `msg` to `peer` once barrier `token` completes (at once if it already has).
+    pub(crate) fn reply_after(&mut self, token: u64, peer: &Rc<Peer>, msg: &Message<'_>) {
+        let bytes = match frame(peer.enc, msg) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode {}", codes::name(msg.code()));
+                return;
+            }
+        };
+        match self.barriers.get_mut(&token) {
+            Some(b) => b.replies.push((peer.clone(), bytes)),
+            None => self.push(peer, bytes),
+        }
+    }
+
+    fn ack(&mut self, src: usize, token: u64) {
+        if token != 0 {
+            self.out.send(src, ShardMsg::Ack { token });
+        }
+    }
+
+    fn on_ack(&mut self, token: u64) {
+        let Some(b) = self.barriers.get_mut(&token) else {
+            return;
+        };
+        b.remaining -= 1;
+        if b.remaining == 0 {
+            let b = self.barriers.remove(&token).expect("present");
+            for (peer, bytes) in b.replies {
+                self.push(&peer, bytes);
+            }
+        }
+    }
+}
+
+/// The first request id in `msg` that is outside [1, 2^53], if any.
+fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
+    let id = match msg {
+        Message::Publish { request, .. }
+        | Message::Subscribe { request, .. }
+        | Message::Unsubscribe { request, .. }
+        | Message::Call { request, .. }
+        | Message::Register { request, .. }
+        | Message::Unregister { request, .. }
+        | Message::Yield { request, .. }
+        | Message::Cancel { request, .. } => *request,
+        Message::Error { request, .. } => *request,
+        _ => return None,
+    };
+    (!ids::valid(id)).then_some(id)
+}
+
+/// WELCOME.Details: who the session is and which roles and features this router implements.
+fn welcome_details(realm: &str, session: u64) -> Val<'static> {
+    let features = |names: &[&'static str]| {
+        Val::Dict(
+            names
+                .iter()
+                .map(|n| (Cow::Borrowed(*n), Val::Bool(true)))
+                .collect(),
+        )
+    };
+    let role = |names: &[&'static str]| {
+        Val::Dict(vec![(Cow::Borrowed("features"), features(names))])
+    };
+    Val::Dict(vec![
+        (Cow::Borrowed("realm"), Val::Str(Cow::Owned(realm.to_string()))),
+        (Cow::Borrowed("authid"), Val::Str(Cow::Owned(format!("anonymous-{session}")))),
+        (Cow::Borrowed("authrole"), Val::Str(Cow::Borrowed("anonymous"))),
+        (Cow::Borrowed("authmethod"), Val::Str(Cow::Borrowed("anonymous"))),
+        (Cow::Borrowed("authprovider"), Val::Str(Cow::Borrowed("static"))),
+        (
+            Cow::Borrowed("roles"),
+            Val::Dict(vec![
+                (
+                    Cow::Borrowed("broker"),
+                    role(&["publisher_exclusion", "pattern_based_subscription"]),
+                ),
+                (Cow::Borrowed("dealer"), role(&["pattern_based_registration"])),
+            ]),
+        ),
+    ])
+}

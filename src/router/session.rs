@@ -1,0 +1,241 @@
+//! A session as the routing state sees it: who it is, how it wants its bytes, and the bounded queue its
+//! connection's writer drains.
+//!
+//! The queue holds finished frames (`Bytes`, often shared by many sessions) and is bounded in bytes:
+//! when a subscriber cannot keep up, the queue overflows and the session is closed instead of the
+//! router's memory growing without bound. Everything queued during one loop turn is written by one
+//! write call, because the writer task only runs after the task that queued has yielded.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::{Poll, Waker};
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use crate::router::wire::Encoding;
+
+/// Why an outbox stopped accepting frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Still open.
+    No,
+    /// Close after what is queued has been written (ABORT, GOODBYE, WebSocket close).
+    Graceful,
+    /// The queue hit its byte bound: drop what is queued and close at once.
+    Overflow,
+    /// The connection failed or the peer went away.
+    Gone,
+}
+
+struct OutboxState {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+    waker: Option<Waker>,
+    closed: Closed,
+    /// Frames refused because they exceeded what the peer said it accepts.
+    oversized: u64,
+}
+
+/// The outbound queue of one connection.
+pub struct Outbox {
+    state: RefCell<OutboxState>,
+    limit_bytes: usize,
+    /// Largest frame the peer accepts (RawSocket negotiates it; WebSocket peers take our maximum).
+    max_frame: usize,
+}
+
+/// Outcome of queueing a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// The session is closing or closed; the frame was dropped.
+    Closed,
+    /// This push overflowed the queue; the session is now being closed.
+    Overflowed,
+    /// The frame is larger than the peer accepts and was dropped.
+    TooLarge,
+}
+
+impl Outbox {
+    /// A queue bounded at `limit_bytes` for a peer that accepts frames up to `max_frame` bytes.
+    pub fn new(limit_bytes: usize, max_frame: usize) -> Self {
+        Outbox {
+            state: RefCell::new(OutboxState {
+                queue: VecDeque::new(),
+                bytes: 0,
+                waker: None,
+                closed: Closed::No,
+                oversized: 0,
+            }),
+            limit_bytes,
+            max_frame,
+        }
+    }
+
+    /// Queues one finished frame for writing.
+    pub fn push(&self, frame: Bytes) -> Push {
+        let mut st = self.state.borrow_mut();
+        if st.closed != Closed::No {
+            return Push::Closed;
+        }
+        if frame.len() > self.max_frame {
+            st.oversized += 1;
+            return Push::TooLarge;
+        }
+        if st.bytes + frame.len() > self.limit_bytes {
+            st.closed = Closed::Overflow;
+            st.queue.clear();
+            st.bytes = 0;
+            if let Some(w) = st.waker.take() {
+                w.wake();
+            }
+            return Push::Overflowed;
+        }
+        st.bytes += frame.len();
+        st.queue.push_back(frame);
+        if st.queue.len() == 1 {
+            if let Some(w) = st.waker.take() {
+                w.wake();
+            }
+        }
+        Push::Queued
+    }
+
+    /// Queues a last frame (if any) and closes once everything queued is written.
+    pub fn close(&self, last: Option<Bytes>) {
+        if let Some(frame) = last {
+            self.push(frame);
+        }
+        let mut st = self.state.borrow_mut();
+        if st.closed == Closed::No {
+            st.closed = Closed::Graceful;
+        }
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Marks the connection dead: nothing more will be written.
+    pub fn fail(&self) {
+        let mut st = self.state.borrow_mut();
+        st.closed = Closed::Gone;
+        st.queue.clear();
+        st.bytes = 0;
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The close state.
+    pub fn closed(&self) -> Closed {
+        self.state.borrow().closed
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.state.borrow().bytes
+    }
+
+    /// Waits for frames and appends them to `buf` (at most about `max_batch` bytes, but always at least
+    /// one frame). Returns `Ok(())` when `buf` has data to write and `Err(state)` when the writer must stop.
+    pub async fn fill(&self, buf: &mut Vec<u8>, max_batch: usize) -> Result<(), Closed> {
+        poll_fn(|cx| {
+            let mut st = self.state.borrow_mut();
+            match st.closed {
+                Closed::Overflow | Closed::Gone => return Poll::Ready(Err(st.closed)),
+                Closed::Graceful if st.queue.is_empty() => return Poll::Ready(Err(Closed::Graceful)),
+                _ => {}
+            }
+            if st.queue.is_empty() {
+                st.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            while let Some(frame) = st.queue.pop_front() {
+                st.bytes -= frame.len();
+                buf.extend_from_slice(&frame);
+                if buf.len() >= max_batch {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
+
+/// What other sessions' routing needs to reach one session: shared by the session table, the broker's
+/// subscriber lists and the connection's writer.
+pub struct Peer {
+    /// The session id; 0 until WELCOME.
+    pub id: std::cell::Cell<u64>,
+    pub enc: Encoding,
+    pub outbox: Outbox,
+}
+
+/// An INVOCATION this shard sent to one of its callees and is waiting on.
+pub struct PendingInvocation {
+    pub caller_shard: usize,
+    pub caller: u64,
+    pub caller_request: u64,
+    pub caller_enc: Encoding,
+}
+
+/// The routing state of one established session.
+pub struct Session {
+    pub peer: std::rc::Rc<Peer>,
+    pub realm: usize,
+    /// Subscriptions this session holds (ids).
+    pub subscriptions: SmallVec<[u64; 4]>,
+    /// Registrations this session holds (ids).
+    pub registrations: SmallVec<[u64; 2]>,
+    /// Invocations sent to this session as callee, by INVOCATION request id.
+    pub invocations: AHashMap<u64, PendingInvocation>,
+    /// Router-scope request id counter for INVOCATIONs to this session.
+    pub next_invocation: u64,
+}
+
+impl Session {
+    /// A fresh session of `peer` in realm `realm`.
+    pub fn new(peer: std::rc::Rc<Peer>, realm: usize) -> Self {
+        Session {
+            peer,
+            realm,
+            subscriptions: SmallVec::new(),
+            registrations: SmallVec::new(),
+            invocations: AHashMap::new(),
+            next_invocation: 0,
+        }
+    }
+
+    /// The next INVOCATION request id (router scope: sequential per session, from 1).
+    pub fn invocation_id(&mut self) -> u64 {
+        self.next_invocation += 1;
+        self.next_invocation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_closes_and_drops_queue() {
+        let ob = Outbox::new(100, 1000);
+        assert_eq!(ob.push(Bytes::from(vec![0u8; 60])), Push::Queued);
+        assert_eq!(ob.push(Bytes::from(vec![0u8; 60])), Push::Overflowed);
+        assert_eq!(ob.closed(), Closed::Overflow);
+        assert_eq!(ob.queued_bytes(), 0);
+        assert_eq!(ob.push(Bytes::from_static(b"x")), Push::Closed);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_not_fatal() {
+        let ob = Outbox::new(10_000, 10);
+        assert_eq!(ob.push(Bytes::from(vec![0u8; 11])), Push::TooLarge);
+        assert_eq!(ob.push(Bytes::from(vec![0u8; 10])), Push::Queued);
+        assert_eq!(ob.closed(), Closed::No);
+    }
+}

@@ -1,0 +1,159 @@
+//! Outgoing bytes: a message is encoded once per (serializer, transport framing) and the finished
+//! frame — transport header included, since server frames are never masked — is shared by reference
+//! count between every session that wants exactly those bytes.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use crate::protocol::{CodecError, Message, Payload, Serializer, Val};
+use crate::transport::{rawsocket, websocket};
+
+/// How a connection frames messages on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wire {
+    WebSocket = 0,
+    RawSocket = 1,
+}
+
+/// Serializer plus framing: two sessions with the same encoding take the same bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Encoding {
+    pub ser: Serializer,
+    pub wire: Wire,
+}
+
+impl Encoding {
+    /// Number of distinct encodings.
+    pub const COUNT: usize = 6;
+
+    /// A dense index in `0..COUNT`, for per-encoding caches.
+    pub fn index(self) -> usize {
+        self.ser as usize * 2 + self.wire as usize
+    }
+}
+
+/// Space reserved in front of an encoded message for the largest server frame header.
+const HEADROOM: usize = 10;
+
+/// Encodes `msg` and frames it for `enc`, in one buffer without copying the body.
+pub fn frame(enc: Encoding, msg: &Message<'_>) -> Result<Bytes, CodecError> {
+    let mut v = Vec::with_capacity(128);
+    v.resize(HEADROOM, 0);
+    msg.encode(enc.ser, &mut v)?;
+    Ok(seal(enc, v))
+}
+
+/// Writes the transport header into the headroom of `v` and returns the finished frame.
+fn seal(enc: Encoding, mut v: Vec<u8>) -> Bytes {
+    let len = v.len() - HEADROOM;
+    let start = match enc.wire {
+        Wire::WebSocket => {
+            let op = if enc.ser.is_binary() {
+                websocket::Opcode::Binary
+            } else {
+                websocket::Opcode::Text
+            };
+            let (h, n) = websocket::server_header(op, len);
+            v[HEADROOM - n..HEADROOM].copy_from_slice(&h[..n]);
+            HEADROOM - n
+        }
+        Wire::RawSocket => {
+            let h = rawsocket::header(rawsocket::FrameType::Message, len);
+            v[HEADROOM - 4..HEADROOM].copy_from_slice(&h);
+            HEADROOM - 4
+        }
+    };
+    Bytes::from(v).slice(start..)
+}
+
+/// The application payload of a PUBLISH, CALL, YIELD or ERROR: raw spans of the frame it came in,
+/// never decoded unless a receiver uses another serializer.
+#[derive(Clone, Debug, Default)]
+pub struct AppPayload {
+    pub args: Option<Bytes>,
+    pub kwargs: Option<Bytes>,
+}
+
+impl AppPayload {
+    /// Keeps the raw spans of `args`/`kwargs` (parsed from `frame`) alive as slices of `frame`.
+    pub fn from_frame(frame: &Bytes, args: &Option<Val<'_>>, kwargs: &Option<Val<'_>>) -> Self {
+        let span = |v: &Option<Val<'_>>| match v {
+            Some(Val::Raw(p)) => Some(frame.slice_ref(p.bytes)),
+            _ => None,
+        };
+        AppPayload {
+            args: span(args),
+            kwargs: span(kwargs),
+        }
+    }
+
+    /// Views for splicing into an outgoing message of the same or another serializer.
+    pub fn vals(&self, ser: Serializer) -> (Option<Val<'_>>, Option<Val<'_>>) {
+        fn raw(ser: Serializer, b: &Option<Bytes>) -> Option<Val<'_>> {
+            b.as_ref().map(|bytes| Val::Raw(Payload { ser, bytes }))
+        }
+        (raw(ser, &self.args), raw(ser, &self.kwargs))
+    }
+}
+
+/// One EVENT of one publication to one subscription, built lazily at most once per encoding and shared
+/// by every receiving session on every shard.
+pub struct EventFrames {
+    pub subscription: u64,
+    pub publication: u64,
+    /// The concrete topic, sent in Details only for pattern-based subscriptions.
+    topic: Option<Arc<str>>,
+    ser: Serializer,
+    payload: AppPayload,
+    built: [OnceLock<Option<Bytes>>; Encoding::COUNT],
+}
+
+impl EventFrames {
+    pub fn new(
+        subscription: u64,
+        publication: u64,
+        topic: Option<Arc<str>>,
+        ser: Serializer,
+        payload: AppPayload,
+    ) -> Self {
+        EventFrames {
+            subscription,
+            publication,
+            topic,
+            ser,
+            payload,
+            built: Default::default(),
+        }
+    }
+
+    /// The EVENT frame for `enc` (None if the payload cannot be expressed in that serializer).
+    pub fn get(&self, enc: Encoding) -> Option<Bytes> {
+        self.built[enc.index()]
+            .get_or_init(|| self.build(enc))
+            .clone()
+    }
+
+    fn build(&self, enc: Encoding) -> Option<Bytes> {
+        let details = match &self.topic {
+            Some(t) => Val::Dict(vec![(Cow::Borrowed("topic"), Val::Str(Cow::Borrowed(t)))]),
+            None => Val::empty_dict(),
+        };
+        let (args, kwargs) = self.payload.vals(self.ser);
+        let msg = Message::Event {
+            subscription: self.subscription,
+            publication: self.publication,
+            details,
+            args,
+            kwargs,
+        };
+        match frame(enc, &msg) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode EVENT for {:?}", enc);
+                None
+            }
+        }
+    }
+}

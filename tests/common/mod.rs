@@ -1,0 +1,422 @@
+//! A small synchronous WAMP client and a router launcher for integration tests. Built on the crate's
+//! own codec for messages, tungstenite for WebSocket, and plain sockets for RawSocket.
+#![allow(dead_code)]
+
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message as WsMessage;
+use wampd::protocol::{Message, Serializer, Val};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A wampd process started for one test; killed on drop.
+pub struct Router {
+    child: Child,
+    pub addr: String,
+    pub start_line: String,
+}
+
+impl Router {
+    /// Starts wampd on a free port with `shards` shards and extra arguments.
+    pub fn start(shards: usize, extra: &[&str]) -> Router {
+        Self::start_env(shards, extra, &[])
+    }
+
+    /// Like [`Router::start`], with environment variables.
+    pub fn start_env(shards: usize, extra: &[&str], env: &[(&str, &str)]) -> Router {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wampd"));
+        cmd.args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string(), "--no-pin"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start wampd");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {} // keep the pipe drained
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("wampd start line");
+        let addr = line
+            .split("tcp://")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .expect("address in start line")
+            .to_string();
+        Router {
+            child,
+            addr,
+            start_line: line,
+        }
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Link {
+    Ws(Box<tungstenite::WebSocket<TcpStream>>),
+    Rs(TcpStream),
+    RsUnix(UnixStream),
+}
+
+/// A WAMP peer over one connection.
+pub struct Client {
+    link: Link,
+    pub ser: Serializer,
+    pub session: u64,
+    next: u64,
+}
+
+fn rs_handshake<S: Read + Write>(s: &mut S, ser: Serializer) {
+    s.write_all(&[0x7F, 0xF0 | ser.rawsocket_id(), 0, 0]).unwrap();
+    let mut reply = [0u8; 4];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], 0x7F);
+    assert_eq!(reply[1] & 0x0F, ser.rawsocket_id(), "handshake refused: {reply:?}");
+}
+
+impl Client {
+    /// Connects over RawSocket/TCP (no WAMP session yet).
+    pub fn rawsocket(addr: &str, ser: Serializer) -> Client {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        rs_handshake(&mut s, ser);
+        Client::with(Link::Rs(s), ser)
+    }
+
+    /// Connects over RawSocket on a Unix socket.
+    pub fn unix(path: &str, ser: Serializer) -> Client {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        rs_handshake(&mut s, ser);
+        Client::with(Link::RsUnix(s), ser)
+    }
+
+    /// Connects over WebSocket (no WAMP session yet).
+    pub fn websocket(addr: &str, ser: Serializer) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            ser.ws_subprotocol().parse().unwrap(),
+        );
+        let (ws, resp) = tungstenite::client(req, s).expect("websocket upgrade");
+        assert_eq!(
+            resp.headers().get("Sec-WebSocket-Protocol").unwrap(),
+            ser.ws_subprotocol()
+        );
+        Client::with(Link::Ws(Box::new(ws)), ser)
+    }
+
+    fn with(link: Link, ser: Serializer) -> Client {
+        Client {
+            link,
+            ser,
+            session: 0,
+            next: 0,
+        }
+    }
+
+    /// Connects over RawSocket and joins `realm1`.
+    pub fn join(addr: &str, ser: Serializer) -> Client {
+        let mut c = Client::rawsocket(addr, ser);
+        c.hello("realm1");
+        c
+    }
+
+    /// Connects over WebSocket and joins `realm1`.
+    pub fn join_ws(addr: &str, ser: Serializer) -> Client {
+        let mut c = Client::websocket(addr, ser);
+        c.hello("realm1");
+        c
+    }
+
+    /// Sends HELLO for `realm` and expects WELCOME.
+    pub fn hello(&mut self, realm: &str) {
+        self.send_hello(realm);
+        self.session = self.recv_with(|m| match m {
+            Message::Welcome { session, .. } => session,
+            other => panic!("expected WELCOME, got {other:?}"),
+        });
+    }
+
+    /// Sends HELLO for `realm`.
+    pub fn send_hello(&mut self, realm: &str) {
+        let roles = Val::Dict(vec![(
+            Cow::Borrowed("roles"),
+            Val::Dict(
+                ["caller", "callee", "publisher", "subscriber"]
+                    .iter()
+                    .map(|r| (Cow::Borrowed(*r), Val::empty_dict()))
+                    .collect(),
+            ),
+        )]);
+        self.send(&Message::Hello {
+            realm: Cow::Borrowed(realm),
+            details: roles,
+        });
+    }
+
+    /// The next request id.
+    pub fn req(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// Sends one message.
+    pub fn send(&mut self, msg: &Message<'_>) {
+        let mut v = Vec::new();
+        msg.encode(self.ser, &mut v).unwrap();
+        self.send_raw(&v);
+    }
+
+    /// Sends bytes as one transport frame.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        match &mut self.link {
+            Link::Ws(ws) => {
+                let m = if self.ser.is_binary() {
+                    WsMessage::Binary(bytes.to_vec().into())
+                } else {
+                    WsMessage::Text(String::from_utf8(bytes.to_vec()).unwrap().into())
+                };
+                ws.send(m).unwrap();
+            }
+            Link::Rs(s) => rs_send(s, bytes),
+            Link::RsUnix(s) => rs_send(s, bytes),
+        }
+    }
+
+    /// Writes raw bytes to the socket, bypassing framing (for malformed-input tests).
+    pub fn write_socket(&mut self, bytes: &[u8]) {
+        match &mut self.link {
+            Link::Ws(ws) => ws.get_mut().write_all(bytes).unwrap(),
+            Link::Rs(s) => s.write_all(bytes).unwrap(),
+            Link::RsUnix(s) => s.write_all(bytes).unwrap(),
+        }
+    }
+
+    /// The next message frame, or None when the connection closed or nothing came in time.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        match &mut self.link {
+            Link::Ws(ws) => loop {
+                match ws.read() {
+                    Ok(WsMessage::Binary(b)) => return Some(b.to_vec()),
+                    Ok(WsMessage::Text(t)) => return Some(t.as_bytes().to_vec()),
+                    Ok(WsMessage::Close(_)) | Err(_) => return None,
+                    Ok(_) => continue,
+                }
+            },
+            Link::Rs(s) => rs_recv(s),
+            Link::RsUnix(s) => rs_recv(s),
+        }
+    }
+
+    /// Receives one message and hands its parsed view to `f`.
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(Message<'_>) -> R) -> R {
+        let frame = self.recv().expect("a message");
+        let msg = Message::parse(self.ser, &frame).expect("router sent a valid message");
+        f(msg)
+    }
+
+    /// Expects the connection to end (after draining any messages for which `allow` is true).
+    pub fn expect_closed(&mut self) {
+        while let Some(frame) = self.recv() {
+            let msg = Message::parse(self.ser, &frame).expect("valid message");
+            assert!(
+                matches!(msg, Message::Abort { .. } | Message::Goodbye { .. }),
+                "expected the connection to close, got {msg:?}"
+            );
+        }
+    }
+
+    /// Expects ABORT with `reason`.
+    pub fn expect_abort(&mut self, reason: &str) {
+        self.recv_with(|m| match m {
+            Message::Abort { reason: r, .. } => assert_eq!(r, reason),
+            other => panic!("expected ABORT {reason}, got {other:?}"),
+        });
+    }
+
+    /// Subscribes with options; returns the subscription id.
+    pub fn subscribe_opts(&mut self, topic: &str, options: Val<'_>) -> u64 {
+        let request = self.req();
+        self.send(&Message::Subscribe {
+            request,
+            options,
+            topic: Cow::Borrowed(topic),
+        });
+        self.recv_with(|m| match m {
+            Message::Subscribed {
+                request: r,
+                subscription,
+            } => {
+                assert_eq!(r, request);
+                subscription
+            }
+            other => panic!("expected SUBSCRIBED, got {other:?}"),
+        })
+    }
+
+    /// Subscribes (exact match).
+    pub fn subscribe(&mut self, topic: &str) -> u64 {
+        self.subscribe_opts(topic, Val::empty_dict())
+    }
+
+    /// Registers (exact match); returns the registration id.
+    pub fn register(&mut self, procedure: &str) -> u64 {
+        let request = self.req();
+        self.send(&Message::Register {
+            request,
+            options: Val::empty_dict(),
+            procedure: Cow::Borrowed(procedure),
+        });
+        self.recv_with(|m| match m {
+            Message::Registered {
+                request: r,
+                registration,
+            } => {
+                assert_eq!(r, request);
+                registration
+            }
+            other => panic!("expected REGISTERED, got {other:?}"),
+        })
+    }
+
+    /// Publishes with acknowledge and the given options; returns the publication id.
+    pub fn publish_ack(&mut self, topic: &str, args: Val<'_>) -> u64 {
+        let request = self.req();
+        self.send(&Message::Publish {
+            request,
+            options: dict(&[("acknowledge", Val::Bool(true))]),
+            topic: Cow::Borrowed(topic),
+            args: Some(args),
+            kwargs: None,
+        });
+        self.recv_with(|m| match m {
+            Message::Published {
+                request: r,
+                publication,
+            } => {
+                assert_eq!(r, request);
+                publication
+            }
+            other => panic!("expected PUBLISHED, got {other:?}"),
+        })
+    }
+
+    /// Publishes without acknowledgement.
+    pub fn publish(&mut self, topic: &str, options: Val<'_>, args: Option<Val<'_>>, kwargs: Option<Val<'_>>) {
+        let request = self.req();
+        self.send(&Message::Publish {
+            request,
+            options,
+            topic: Cow::Borrowed(topic),
+            args,
+            kwargs,
+        });
+    }
+
+    /// Receives an EVENT; returns (subscription, details, args, kwargs) fully decoded.
+    pub fn event(&mut self) -> (u64, Val<'static>, Option<Val<'static>>, Option<Val<'static>>) {
+        self.recv_with(|m| match m {
+            Message::Event {
+                subscription,
+                details,
+                args,
+                kwargs,
+                ..
+            } => (
+                subscription,
+                details.into_owned(),
+                args.map(|a| a.into_owned()),
+                kwargs.map(|k| k.into_owned()),
+            ),
+            other => panic!("expected EVENT, got {other:?}"),
+        })
+    }
+
+    /// Sets how long `recv` waits.
+    pub fn set_timeout(&mut self, t: Duration) {
+        match &mut self.link {
+            Link::Ws(ws) => ws.get_mut().set_read_timeout(Some(t)).unwrap(),
+            Link::Rs(s) => s.set_read_timeout(Some(t)).unwrap(),
+            Link::RsUnix(s) => s.set_read_timeout(Some(t)).unwrap(),
+        }
+    }
+
+    /// Asserts that nothing arrives within `t`.
+    pub fn expect_silence(&mut self, t: Duration) {
+        self.set_timeout(t);
+        if let Some(frame) = self.recv() {
+            let msg = Message::parse(self.ser, &frame).map(|m| format!("{m:?}"));
+            panic!("expected nothing, got {msg:?}");
+        }
+        self.set_timeout(TIMEOUT);
+    }
+}
+
+fn rs_send<S: Write>(s: &mut S, bytes: &[u8]) {
+    let len = bytes.len();
+    s.write_all(&[0, (len >> 16) as u8, (len >> 8) as u8, len as u8])
+        .unwrap();
+    s.write_all(bytes).unwrap();
+}
+
+fn rs_recv<S: Read>(s: &mut S) -> Option<Vec<u8>> {
+    loop {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).ok()?;
+        let len = ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).ok()?;
+        if h[0] & 0x07 == 0 {
+            return Some(body);
+        }
+    }
+}
+
+/// A dictionary value from pairs.
+pub fn dict<'a>(pairs: &[(&'a str, Val<'a>)]) -> Val<'a> {
+    Val::Dict(
+        pairs
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), v.clone()))
+            .collect(),
+    )
+}
+
+/// A list of values.
+pub fn list<'a>(items: Vec<Val<'a>>) -> Val<'a> {
+    Val::List(items)
+}
+
+/// A string value.
+pub fn s(v: &str) -> Val<'_> {
+    Val::Str(Cow::Borrowed(v))
+}
