@@ -96,7 +96,12 @@ pub fn run(config: Config) -> io::Result<()> {
         .iter()
         .map(|l| l.local_addr().map(|a| format!("tcp://{a}")))
         .collect::<io::Result<_>>()?;
-    addrs.extend(config.unix.iter().map(|p| format!("unix://{}", p.display())));
+    addrs.extend(
+        config
+            .unix
+            .iter()
+            .map(|p| format!("unix://{}", p.display())),
+    );
     println!(
         "wampd: listening on {}, shards={}, driver={}, realms={}",
         addrs.join(", "),

@@ -27,7 +27,10 @@ fn welcome_announces_roles_and_a_valid_session_id() {
             let roles = details.get("roles").expect("roles");
             assert!(roles.get("broker").is_some() && roles.get("dealer").is_some());
             let features = roles.get("broker").unwrap().get("features").unwrap();
-            assert_eq!(features.get("publisher_exclusion").unwrap().as_bool(), Some(true));
+            assert_eq!(
+                features.get("publisher_exclusion").unwrap().as_bool(),
+                Some(true)
+            );
         }
         other => panic!("expected WELCOME, got {other:?}"),
     });
@@ -86,7 +89,10 @@ fn pubsub_across_shards_with_acknowledge_and_exclusion() {
             let (sub_id, _, args, kwargs) = sub.event();
             assert_eq!(sub_id, sid);
             let args = args.unwrap();
-            assert!(args.semantic_eq(&list(vec![Val::UInt(i), s("héllo ☃")])), "{args:?}");
+            assert!(
+                args.semantic_eq(&list(vec![Val::UInt(i), s("héllo ☃")])),
+                "{args:?}"
+            );
             assert_eq!(kwargs.unwrap().get("seq").unwrap().as_u64(), Some(i));
         }
         // The publisher is excluded from its own events by default ...
@@ -165,8 +171,13 @@ fn rpc_across_shards_with_args_kwargs_and_errors() {
                 ..
             } => {
                 assert_eq!(registration, reg);
-                assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(2), Val::UInt(3)])));
-                assert_eq!(kwargs.unwrap().get("k").unwrap().as_str().as_deref(), Some("v"));
+                assert!(args
+                    .unwrap()
+                    .semantic_eq(&list(vec![Val::UInt(2), Val::UInt(3)])));
+                assert_eq!(
+                    kwargs.unwrap().get("k").unwrap().as_str().as_deref(),
+                    Some("v")
+                );
                 request
             }
             other => panic!("expected INVOCATION, got {other:?}"),
@@ -236,7 +247,12 @@ fn rpc_across_shards_with_args_kwargs_and_errors() {
             options: Val::empty_dict(),
             procedure: Cow::Borrowed(&proc),
         });
-        expect_error(&mut caller, codes::REGISTER, request, "wamp.error.procedure_already_exists");
+        expect_error(
+            &mut caller,
+            codes::REGISTER,
+            request,
+            "wamp.error.procedure_already_exists",
+        );
     }
 }
 
@@ -292,14 +308,24 @@ fn unknown_procedure_and_invalid_uris_are_errors() {
         request,
         subscription: 12345,
     });
-    expect_error(&mut c, codes::UNSUBSCRIBE, request, "wamp.error.no_such_subscription");
+    expect_error(
+        &mut c,
+        codes::UNSUBSCRIBE,
+        request,
+        "wamp.error.no_such_subscription",
+    );
 
     let request = c.req();
     c.send(&Message::Unregister {
         request,
         registration: 12345,
     });
-    expect_error(&mut c, codes::UNREGISTER, request, "wamp.error.no_such_registration");
+    expect_error(
+        &mut c,
+        codes::UNREGISTER,
+        request,
+        "wamp.error.no_such_registration",
+    );
 }
 
 #[test]
@@ -375,7 +401,10 @@ fn prefix_and_wildcard_subscriptions_get_the_topic() {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let (id, details, _, _) = sub.event();
-        assert_eq!(details.get("topic").unwrap().as_str().as_deref(), Some("com.app.update"));
+        assert_eq!(
+            details.get("topic").unwrap().as_str().as_deref(),
+            Some("com.app.update")
+        );
         seen.push(id);
     }
     seen.sort();
@@ -436,7 +465,11 @@ fn unix_socket_rawsocket() {
     a.subscribe("u.t");
     let mut b = Client::join(&r.addr, JSON);
     b.publish_ack("u.t", list(vec![s("over unix")]));
-    assert!(a.event().2.unwrap().semantic_eq(&list(vec![s("over unix")])));
+    assert!(a
+        .event()
+        .2
+        .unwrap()
+        .semantic_eq(&list(vec![s("over unix")])));
     drop(r);
     let _ = std::fs::remove_file(path);
 }
@@ -495,7 +528,12 @@ fn rawsocket_negotiated_length_is_enforced_both_ways() {
     // Our announced limit: 4096 → exponent 3 (2^12).
     let mut big = Client::join(&r.addr, JSON);
     let payload = "x".repeat(5000);
-    big.publish("t.big", Val::empty_dict(), Some(list(vec![s(&payload)])), None);
+    big.publish(
+        "t.big",
+        Val::empty_dict(),
+        Some(list(vec![s(&payload)])),
+        None,
+    );
     big.expect_closed();
     // A client that accepts only 512 bytes does not get a larger EVENT (but keeps its session).
     use std::io::{Read, Write};
@@ -550,7 +588,9 @@ fn bad_input_closes_only_that_connection() {
 
     let mut garbage = std::net::TcpStream::connect(&r.addr).unwrap();
     use std::io::Write;
-    garbage.write_all(b"\x16\x03\x01 this is not http at all\r\n\r\n").unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01 this is not http at all\r\n\r\n")
+        .unwrap();
     drop(garbage);
 
     // The bystanders never noticed.
@@ -578,7 +618,12 @@ fn many_sessions_on_many_shards_all_receive_every_event_in_order() {
         .collect();
     let mut p = Client::join(&r.addr, MSGPACK);
     for i in 0..200u64 {
-        p.publish("fan.out", Val::empty_dict(), Some(list(vec![Val::UInt(i)])), None);
+        p.publish(
+            "fan.out",
+            Val::empty_dict(),
+            Some(list(vec![Val::UInt(i)])),
+            None,
+        );
     }
     p.publish_ack("fan.out", list(vec![Val::UInt(200)]));
     for c in subs.iter_mut() {
@@ -605,4 +650,105 @@ impl FirstU64 for Val<'_> {
             _ => None,
         }
     }
+}
+
+#[test]
+fn wrongly_typed_options_are_a_protocol_violation() {
+    let r = Router::start(1, &[]);
+    let mut c = Client::join(&r.addr, JSON);
+    c.send_raw(br#"[16, 1, {"acknowledge": "yes"}, "a.b"]"#);
+    c.expect_abort("wamp.error.protocol_violation");
+    let mut c = Client::join(&r.addr, JSON);
+    c.send_raw(br#"[32, 1, {"match": "fuzzy"}, "a.b"]"#);
+    c.expect_abort("wamp.error.protocol_violation");
+}
+
+#[test]
+fn websocket_ping_fragmentation_and_close() {
+    use std::io::{Read, Write};
+    let r = Router::start(2, &[]);
+    let mut sub = Client::join(&r.addr, JSON);
+    sub.subscribe("frag.t");
+
+    // A hand-made client: masked frames, a fragmented message with a ping between the fragments.
+    let mut s = std::net::TcpStream::connect(&r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+
+    fn frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut v = vec![
+            (if fin { 0x80 } else { 0 }) | op,
+            0x80 | payload.len() as u8,
+        ];
+        v.extend_from_slice(&mask);
+        v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        v
+    }
+    fn read_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let mut len = (h[1] & 0x7F) as usize;
+        if len == 126 {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).unwrap();
+            len = u16::from_be_bytes(l) as usize;
+        }
+        let mut p = vec![0u8; len];
+        s.read_exact(&mut p).unwrap();
+        (h[0] & 0x0F, p)
+    }
+    s.write_all(&frame(
+        true,
+        1,
+        br#"[1, "realm1", {"roles": {"publisher": {}}}]"#,
+    ))
+    .unwrap();
+    let (op, welcome) = read_frame(&mut s);
+    assert_eq!(op, 1, "json goes in text frames");
+    assert!(
+        welcome.starts_with(b"[2,"),
+        "{}",
+        String::from_utf8_lossy(&welcome)
+    );
+
+    let publish = br#"[16, 1, {"acknowledge": true}, "frag.t", ["in pieces"]]"#;
+    s.write_all(&frame(false, 1, &publish[..10])).unwrap();
+    s.write_all(&frame(true, 9, b"are you there")).unwrap();
+    s.write_all(&frame(true, 0, &publish[10..])).unwrap();
+    let (op, pong) = read_frame(&mut s);
+    assert_eq!((op, pong.as_slice()), (10, &b"are you there"[..]));
+    let (op, published) = read_frame(&mut s);
+    assert_eq!(op, 1);
+    assert!(
+        published.starts_with(b"[17,1,"),
+        "{}",
+        String::from_utf8_lossy(&published)
+    );
+    assert!(sub
+        .event()
+        .2
+        .unwrap()
+        .semantic_eq(&list(vec![common::s("in pieces")])));
+
+    // Close handshake: the router answers with a close frame.
+    s.write_all(&frame(true, 8, &1000u16.to_be_bytes()))
+        .unwrap();
+    let (op, payload) = read_frame(&mut s);
+    assert_eq!(op, 8);
+    assert_eq!(&payload[..2], &1000u16.to_be_bytes());
 }

@@ -97,7 +97,6 @@ pub(crate) async fn read_more<R: AsyncReadRent>(
     (res, slice.into_inner())
 }
 
-
 /// The writer task: drains `peer`'s outbox into the socket, coalescing frames.
 pub(crate) async fn write_loop<W: AsyncWriteRent>(mut wr: W, peer: Rc<Peer>, fd: RawFd) {
     let mut buf = Vec::new();

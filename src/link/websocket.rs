@@ -80,7 +80,11 @@ where
 
 /// Answers a refused upgrade with its HTTP error and closes.
 async fn refuse<W: AsyncWriteRent>(wr: &mut W, e: &HttpError) {
-    tracing::debug!(status = e.status, "refused WebSocket upgrade: {}", e.message);
+    tracing::debug!(
+        status = e.status,
+        "refused WebSocket upgrade: {}",
+        e.message
+    );
     let _ = wr.write_all(e.response()).await;
     let _ = wr.shutdown().await;
 }

@@ -904,4 +904,61 @@ mod tests {
         assert_eq!(peek_code(Serializer::MsgPack, &[0x91, 0x30]), Some(48));
         assert_eq!(peek_code(Serializer::Cbor, &[0x81, 0x18, 0x30]), Some(48));
     }
+
+    /// Truncations and single-byte mutations must produce errors, never panics.
+    #[test]
+    fn mutations_never_panic() {
+        let m = Message::Call {
+            request: 300,
+            options: Val::Dict(vec![
+                ("timeout".into(), Val::UInt(1000)),
+                ("x".into(), Val::Float(0.5)),
+            ]),
+            procedure: "com.example.p\u{e9}".into(),
+            args: Some(Val::List(vec![
+                Val::Bytes(Cow::Borrowed(&[0, 1, 2])),
+                Val::Int(-70000),
+                Val::Null,
+            ])),
+            kwargs: Some(Val::Dict(vec![(
+                "k\"".into(),
+                Val::List(vec![Val::Bool(false)]),
+            )])),
+        };
+        for ser in Serializer::ALL {
+            let mut frame = Vec::new();
+            m.encode(ser, &mut frame).unwrap();
+            let exercise = |f: &[u8]| {
+                let _ = peek_code(ser, f);
+                if let Ok(Message::Call {
+                    options,
+                    args,
+                    kwargs,
+                    ..
+                }) = Message::parse(ser, f)
+                {
+                    let _ = options.get("timeout").and_then(|t| t.as_u64());
+                    let _ = (options.dict_len(), options.is_dict());
+                    for v in [Some(options), args, kwargs].into_iter().flatten() {
+                        let _ = v.clone().into_owned();
+                        for to in Serializer::ALL {
+                            let mut out = Vec::new();
+                            let _ = v.encode(to, &mut out);
+                        }
+                    }
+                }
+            };
+            for n in 0..frame.len() {
+                assert!(Message::parse(ser, &frame[..n]).is_err());
+                exercise(&frame[..n]);
+            }
+            for pos in 0..frame.len() {
+                for b in 0..=255u8 {
+                    let mut f = frame.clone();
+                    f[pos] = b;
+                    exercise(&f);
+                }
+            }
+        }
+    }
 }

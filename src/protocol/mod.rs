@@ -7,11 +7,11 @@
 
 pub mod cbor;
 pub mod codes;
-pub mod uri;
 pub mod errors;
 pub mod json;
 pub mod message;
 pub mod msgpack;
+pub mod uri;
 pub mod value;
 
 pub use message::Message;

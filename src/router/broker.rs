@@ -105,7 +105,8 @@ impl Broker {
 
     /// Calls `f` for every subscription matching `topic`.
     pub fn matches(&self, topic: &str, out: &mut SmallVec<[(u64, MatchPolicy); 8]>) {
-        self.trie.for_each_match(topic, |policy, _, &id| out.push((id, policy)));
+        self.trie
+            .for_each_match(topic, |policy, _, &id| out.push((id, policy)));
     }
 
     /// Number of subscriptions in this replica.

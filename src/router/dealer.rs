@@ -160,14 +160,11 @@ impl Router {
 
     /// UNREGISTER.
     pub(crate) fn on_unregister(&mut self, sid: u64, request: u64, registration: u64) -> Flow {
-        let owned = self
-            .sessions
-            .get_mut(&sid)
-            .and_then(|s| {
-                let pos = s.registrations.iter().position(|&r| r == registration)?;
-                s.registrations.swap_remove(pos);
-                Some(s.realm)
-            });
+        let owned = self.sessions.get_mut(&sid).and_then(|s| {
+            let pos = s.registrations.iter().position(|&r| r == registration)?;
+            s.registrations.swap_remove(pos);
+            Some(s.realm)
+        });
         let Some(realm) = owned else {
             self.reply_error(
                 sid,
@@ -262,7 +259,7 @@ impl Router {
                 errors::NO_SUCH_PROCEDURE,
                 "the callee left before the call reached it",
             ) {
-                self.to_session(inv.caller_shard, inv.caller, err);
+                self.send_to_session(inv.caller_shard, inv.caller, err);
             }
             return;
         };
@@ -277,7 +274,10 @@ impl Router {
             },
         );
         let details = match &inv.procedure {
-            Some(p) => Val::Dict(vec![(Cow::Borrowed("procedure"), Val::Str(Cow::Borrowed(p)))]),
+            Some(p) => Val::Dict(vec![(
+                Cow::Borrowed("procedure"),
+                Val::Str(Cow::Borrowed(p)),
+            )]),
             None => Val::empty_dict(),
         };
         let (args, kwargs) = inv.payload.vals(inv.ser);
@@ -351,7 +351,7 @@ impl Router {
     /// Encodes `msg` in the caller's encoding and sends it to the caller, wherever it is.
     fn answer_caller(&mut self, pending: &PendingInvocation, msg: &Message<'_>) {
         match frame(pending.caller_enc, msg) {
-            Ok(bytes) => self.to_session(pending.caller_shard, pending.caller, bytes),
+            Ok(bytes) => self.send_to_session(pending.caller_shard, pending.caller, bytes),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot encode the answer to a CALL");
                 let err = error_frame(
@@ -361,7 +361,7 @@ impl Router {
                     "the callee's answer cannot be expressed in the caller's serializer",
                 );
                 if let Some(b) = err {
-                    self.to_session(pending.caller_shard, pending.caller, b);
+                    self.send_to_session(pending.caller_shard, pending.caller, b);
                 }
             }
         }
@@ -379,7 +379,7 @@ impl Router {
                 errors::CANCELED,
                 "the callee left before answering",
             ) {
-                self.to_session(p.caller_shard, p.caller, b);
+                self.send_to_session(p.caller_shard, p.caller, b);
             }
         }
     }

@@ -186,6 +186,9 @@ impl Router {
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
+        if let Err(e) = msg.check_options() {
+            return self.violation(conn, &e.to_string());
+        }
         match msg {
             Message::Publish {
                 request,
@@ -495,7 +498,7 @@ impl Router {
     }
 
     /// Queues a finished frame for session `session` on shard `shard` (this one or another).
-    pub(crate) fn to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
+    pub(crate) fn send_to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
         if shard == self.shard {
             if let Some(s) = self.sessions.get(&session) {
                 self.push(&s.peer, frame);
@@ -597,15 +600,29 @@ fn welcome_details(realm: &str, session: u64) -> Val<'static> {
                 .collect(),
         )
     };
-    let role = |names: &[&'static str]| {
-        Val::Dict(vec![(Cow::Borrowed("features"), features(names))])
-    };
+    let role =
+        |names: &[&'static str]| Val::Dict(vec![(Cow::Borrowed("features"), features(names))]);
     Val::Dict(vec![
-        (Cow::Borrowed("realm"), Val::Str(Cow::Owned(realm.to_string()))),
-        (Cow::Borrowed("authid"), Val::Str(Cow::Owned(format!("anonymous-{session}")))),
-        (Cow::Borrowed("authrole"), Val::Str(Cow::Borrowed("anonymous"))),
-        (Cow::Borrowed("authmethod"), Val::Str(Cow::Borrowed("anonymous"))),
-        (Cow::Borrowed("authprovider"), Val::Str(Cow::Borrowed("static"))),
+        (
+            Cow::Borrowed("realm"),
+            Val::Str(Cow::Owned(realm.to_string())),
+        ),
+        (
+            Cow::Borrowed("authid"),
+            Val::Str(Cow::Owned(format!("anonymous-{session}"))),
+        ),
+        (
+            Cow::Borrowed("authrole"),
+            Val::Str(Cow::Borrowed("anonymous")),
+        ),
+        (
+            Cow::Borrowed("authmethod"),
+            Val::Str(Cow::Borrowed("anonymous")),
+        ),
+        (
+            Cow::Borrowed("authprovider"),
+            Val::Str(Cow::Borrowed("static")),
+        ),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![
@@ -613,7 +630,10 @@ fn welcome_details(realm: &str, session: u64) -> Val<'static> {
                     Cow::Borrowed("broker"),
                     role(&["publisher_exclusion", "pattern_based_subscription"]),
                 ),
-                (Cow::Borrowed("dealer"), role(&["pattern_based_registration"])),
+                (
+                    Cow::Borrowed("dealer"),
+                    role(&["pattern_based_registration"]),
+                ),
             ]),
         ),
     ])

@@ -146,7 +146,9 @@ impl Outbox {
             let mut st = self.state.borrow_mut();
             match st.closed {
                 Closed::Overflow | Closed::Gone => return Poll::Ready(Err(st.closed)),
-                Closed::Graceful if st.queue.is_empty() => return Poll::Ready(Err(Closed::Graceful)),
+                Closed::Graceful if st.queue.is_empty() => {
+                    return Poll::Ready(Err(Closed::Graceful))
+                }
                 _ => {}
             }
             if st.queue.is_empty() {

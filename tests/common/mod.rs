@@ -32,10 +32,16 @@ impl Router {
     /// Like [`Router::start`], with environment variables.
     pub fn start_env(shards: usize, extra: &[&str], env: &[(&str, &str)]) -> Router {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wampd"));
-        cmd.args(["--listen", "127.0.0.1:0", "--shards", &shards.to_string(), "--no-pin"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            &shards.to_string(),
+            "--no-pin",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -49,7 +55,9 @@ impl Router {
             }
             for _ in lines {} // keep the pipe drained
         });
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("wampd start line");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("wampd start line");
         let addr = line
             .split("tcp://")
             .nth(1)
@@ -91,11 +99,16 @@ pub struct Client {
 }
 
 fn rs_handshake<S: Read + Write>(s: &mut S, ser: Serializer) {
-    s.write_all(&[0x7F, 0xF0 | ser.rawsocket_id(), 0, 0]).unwrap();
+    s.write_all(&[0x7F, 0xF0 | ser.rawsocket_id(), 0, 0])
+        .unwrap();
     let mut reply = [0u8; 4];
     s.read_exact(&mut reply).unwrap();
     assert_eq!(reply[0], 0x7F);
-    assert_eq!(reply[1] & 0x0F, ser.rawsocket_id(), "handshake refused: {reply:?}");
+    assert_eq!(
+        reply[1] & 0x0F,
+        ser.rawsocket_id(),
+        "handshake refused: {reply:?}"
+    );
 }
 
 impl Client {
@@ -331,7 +344,13 @@ impl Client {
     }
 
     /// Publishes without acknowledgement.
-    pub fn publish(&mut self, topic: &str, options: Val<'_>, args: Option<Val<'_>>, kwargs: Option<Val<'_>>) {
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        options: Val<'_>,
+        args: Option<Val<'_>>,
+        kwargs: Option<Val<'_>>,
+    ) {
         let request = self.req();
         self.send(&Message::Publish {
             request,
@@ -343,7 +362,14 @@ impl Client {
     }
 
     /// Receives an EVENT; returns (subscription, details, args, kwargs) fully decoded.
-    pub fn event(&mut self) -> (u64, Val<'static>, Option<Val<'static>>, Option<Val<'static>>) {
+    pub fn event(
+        &mut self,
+    ) -> (
+        u64,
+        Val<'static>,
+        Option<Val<'static>>,
+        Option<Val<'static>>,
+    ) {
         self.recv_with(|m| match m {
             Message::Event {
                 subscription,
