@@ -214,9 +214,9 @@ impl Client {
         match &mut self.link {
             Link::Ws(ws) => {
                 let m = if self.ser.is_binary() {
-                    WsMessage::Binary(bytes.to_vec().into())
+                    WsMessage::Binary(bytes.to_vec())
                 } else {
-                    WsMessage::Text(String::from_utf8(bytes.to_vec()).unwrap().into())
+                    WsMessage::Text(String::from_utf8(bytes.to_vec()).unwrap())
                 };
                 ws.send(m).unwrap();
             }
