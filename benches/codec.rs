@@ -60,6 +60,26 @@ fn bench(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    // A 4 KiB-ish payload: 40 records of mixed types.
+    let mut big = String::from("[");
+    for i in 0..40 {
+        if i > 0 {
+            big.push(',');
+        }
+        big.push_str(&format!(
+            r#"{{"id":{i},"name":"sensor-{i}","value":{}.25,"ok":true,"tags":["a","b\u00e9"],"raw":"\u0000AAECAwQFBgc="}}"#,
+            i * 3
+        ));
+    }
+    big.push(']');
+    let p = Payload::new(Serializer::Json, big.as_bytes()).unwrap();
+    c.bench_function("transcode/json_to_msgpack_4k", |b| {
+        b.iter(|| {
+            out.clear();
+            transcode(black_box(p), Serializer::MsgPack, &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
 }
 
 criterion_group!(benches, bench);
