@@ -1,1 +1,224 @@
-fn main() {}
+//! wampload: a thread-per-core load generator for WAMP routers.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod connect;
+mod fanout;
+mod plot;
+mod rpc;
+mod seq;
+mod session;
+mod stats;
+mod sweep;
+mod url;
+mod util;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "wampload",
+    version,
+    about = "Load generator for WAMP routers (fanout, rpc, connect, sweep)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// P publishers → T topics → S subscribers; counts deliveries, loss, latency.
+    Fanout(FanoutArgs),
+    /// C callers × K calls in flight → E callees echoing; counts calls/s and latency.
+    Rpc(RpcArgs),
+    /// Opens N idle sessions at a given rate, holds them, measures router memory.
+    Connect(ConnectArgs),
+    /// Raises the offered rate step by step to find the max sustainable throughput.
+    Sweep {
+        #[command(subcommand)]
+        which: SweepWhich,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SweepWhich {
+    Fanout {
+        #[command(flatten)]
+        args: FanoutArgs,
+        #[command(flatten)]
+        sweep: SweepOpts,
+    },
+    Rpc {
+        #[command(flatten)]
+        args: RpcArgs,
+        #[command(flatten)]
+        sweep: SweepOpts,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SerArg {
+    Json,
+    Msgpack,
+    Cbor,
+}
+
+impl SerArg {
+    pub fn ser(self) -> wampd::protocol::Serializer {
+        use wampd::protocol::Serializer;
+        match self {
+            SerArg::Json => Serializer::Json,
+            SerArg::Msgpack => Serializer::MsgPack,
+            SerArg::Cbor => Serializer::Cbor,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// Router address: ws://host:port/path, rs://host:port or unix:///path.
+    #[arg(long)]
+    pub url: String,
+    /// WAMP serializer.
+    #[arg(long, value_enum, default_value = "json")]
+    pub serializer: SerArg,
+    /// Realm to join.
+    #[arg(long, default_value = "realm1")]
+    pub realm: String,
+    /// Runtime threads (each pinned to one allowed core); default: allowed cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<String>,
+}
+
+impl Common {
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| {
+                core_affinity::get_core_ids()
+                    .map(|c| c.len())
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| {
+                        std::thread::available_parallelism()
+                            .map(|n| n.get())
+                            .unwrap_or(1)
+                    })
+            })
+            .max(1)
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Publisher sessions.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Subscriber sessions (subscriber i subscribes topic i % topics).
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Topics `wampload.fanout.<k>`; publishers publish round-robin over them.
+    #[arg(long, default_value_t = 1)]
+    pub topics: usize,
+    /// Approximate size in bytes of one encoded EVENT message (without transport framing).
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Publications per second over all publishers (open loop); default: closed loop, as fast as acknowledged.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Latency percentile chart (SVG).
+    #[arg(long)]
+    pub plot: Option<String>,
+    /// Closed loop: ask for an acknowledgement every N-th publication.
+    #[arg(long, default_value_t = 64)]
+    pub ack_every: u64,
+    /// Closed loop: at most this many acknowledgement windows outstanding per publisher.
+    #[arg(long, default_value_t = 4)]
+    pub windows: u64,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RpcArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Caller sessions.
+    #[arg(long, default_value_t = 10)]
+    pub callers: usize,
+    /// Calls in flight per caller (closed loop), or the cap on them with --rate.
+    #[arg(long, default_value_t = 32)]
+    pub inflight: usize,
+    /// Callee sessions, all registering `wampload.rpc.echo` (shared registration) when the
+    /// router allows it, else one procedure `wampload.rpc.echo.<e>` each.
+    #[arg(long, default_value_t = 1)]
+    pub callees: usize,
+    /// Approximate size in bytes of one encoded CALL message.
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Calls per second over all callers (open loop); default: closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of calling.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Latency percentile chart (SVG).
+    #[arg(long)]
+    pub plot: Option<String>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Sessions to open.
+    #[arg(long, default_value_t = 1000)]
+    pub sessions: usize,
+    /// Session openings per second (over all threads).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds to hold the sessions idle once all are open.
+    #[arg(long, default_value_t = 5.0)]
+    pub hold: f64,
+    /// Router process: its VmRSS is read before and after opening the sessions.
+    #[arg(long)]
+    pub router_pid: Option<u32>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SweepOpts {
+    /// p99 latency bound in µs a step must stay within (with zero loss) to pass.
+    #[arg(long = "p99-us")]
+    pub p99_us: u64,
+    /// First offered rate (publications/s for fanout, calls/s for rpc).
+    #[arg(long, default_value_t = 1000.0)]
+    pub start: f64,
+    /// Rate multiplier between steps.
+    #[arg(long, default_value_t = 1.5)]
+    pub factor: f64,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 5.0)]
+    pub step_secs: f64,
+    /// Most steps to run.
+    #[arg(long, default_value_t = 20)]
+    pub max_steps: usize,
+}
+
+fn main() {
+    util::init_clock();
+    util::raise_nofile_limit();
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Fanout(a) => fanout::main(a),
+        Cmd::Rpc(a) => rpc::main(a),
+        Cmd::Connect(a) => connect::main(a),
+        Cmd::Sweep { which } => sweep::main(which),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,202 @@
+//! Router addresses: `ws://host:port/path`, `rs://host:port`, `unix:///path`.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// WebSocket over TCP.
+    Ws {
+        host: String,
+        port: u16,
+        path: String,
+    },
+    /// RawSocket over TCP.
+    Rs { host: String, port: u16 },
+    /// RawSocket over a Unix domain socket.
+    Unix { path: String },
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("bad url {url:?}: expected scheme://..."))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "ws" => {
+                let (authority, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, "/"),
+                };
+                let (host, port) = host_port(authority, 80, url)?;
+                Ok(Target::Ws {
+                    host,
+                    port,
+                    path: path.to_string(),
+                })
+            }
+            "rs" | "tcp" | "rawsocket" => {
+                let authority = rest.trim_end_matches('/');
+                if authority.contains('/') {
+                    return Err(format!("bad url {url:?}: rs:// takes no path"));
+                }
+                let (host, port) = host_port(authority, 8080, url)?;
+                Ok(Target::Rs { host, port })
+            }
+            "unix" => {
+                if rest.is_empty() {
+                    return Err(format!("bad url {url:?}: missing socket path"));
+                }
+                Ok(Target::Unix {
+                    path: rest.to_string(),
+                })
+            }
+            "wss" => Err(format!("bad url {url:?}: TLS is not supported")),
+            other => Err(format!(
+                "bad url {url:?}: unknown scheme {other:?} (use ws://, rs:// or unix://)"
+            )),
+        }
+    }
+
+    /// `host:port` to connect to (TCP targets only).
+    pub fn addr(&self) -> Option<String> {
+        match self {
+            Target::Ws { host, port, .. } | Target::Rs { host, port } => {
+                if host.contains(':') {
+                    Some(format!("[{host}]:{port}"))
+                } else {
+                    Some(format!("{host}:{port}"))
+                }
+            }
+            Target::Unix { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Ws { path, .. } => {
+                write!(f, "ws://{}{}", self.addr().unwrap_or_default(), path)
+            }
+            Target::Rs { .. } => write!(f, "rs://{}", self.addr().unwrap_or_default()),
+            Target::Unix { path } => write!(f, "unix://{path}"),
+        }
+    }
+}
+
+fn host_port(authority: &str, default_port: u16, url: &str) -> Result<(String, u16), String> {
+    if authority.is_empty() {
+        return Err(format!("bad url {url:?}: missing host"));
+    }
+    // [v6]:port
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("bad url {url:?}: unclosed ["))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p, url)?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("bad url {url:?}")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => {
+            if h.is_empty() {
+                return Err(format!("bad url {url:?}: missing host"));
+            }
+            Ok((h.to_string(), parse_port(p, url)?))
+        }
+        None => Ok((authority.to_string(), default_port)),
+    }
+}
+
+fn parse_port(p: &str, url: &str) -> Result<u16, String> {
+    match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("bad url {url:?}: bad port {p:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_urls() {
+        assert_eq!(
+            Target::parse("ws://127.0.0.1:8080/ws").unwrap(),
+            Target::Ws {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/ws".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("ws://localhost:9000").unwrap(),
+            Target::Ws {
+                host: "localhost".into(),
+                port: 9000,
+                path: "/".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("WS://example.org/a/b?x=1").unwrap(),
+            Target::Ws {
+                host: "example.org".into(),
+                port: 80,
+                path: "/a/b?x=1".into()
+            }
+        );
+        let v6 = Target::parse("ws://[::1]:8080/").unwrap();
+        assert_eq!(v6.addr().unwrap(), "[::1]:8080");
+        assert_eq!(v6.to_string(), "ws://[::1]:8080/");
+    }
+
+    #[test]
+    fn rawsocket_urls() {
+        assert_eq!(
+            Target::parse("rs://127.0.0.1:15000").unwrap(),
+            Target::Rs {
+                host: "127.0.0.1".into(),
+                port: 15000
+            }
+        );
+        assert_eq!(
+            Target::parse("rs://127.0.0.1:15000/")
+                .unwrap()
+                .addr()
+                .unwrap(),
+            "127.0.0.1:15000"
+        );
+        assert_eq!(
+            Target::parse("unix:///tmp/wampd.sock").unwrap(),
+            Target::Unix {
+                path: "/tmp/wampd.sock".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("unix:///tmp/x.sock").unwrap().to_string(),
+            "unix:///tmp/x.sock"
+        );
+    }
+
+    #[test]
+    fn bad_urls() {
+        for bad in [
+            "127.0.0.1:8080",
+            "http://x:1/",
+            "wss://x:1/",
+            "ws://:80/",
+            "ws://host:0/",
+            "ws://host:99999/",
+            "ws://host:abc/",
+            "rs://host:1/path",
+            "unix://",
+            "ws://[::1:80/",
+            "",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

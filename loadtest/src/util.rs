@@ -1,0 +1,249 @@
+//! Clock, small single-thread sync primitives, runtime threads.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// A finite number > 0 (refuses NaN too).
+pub fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Starts the process-wide clock (call once early in main).
+pub fn init_clock() {
+    EPOCH.get_or_init(Instant::now);
+}
+
+/// Nanoseconds since the process-wide epoch; monotonic, shared by all threads.
+pub fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Sleeps (on a monoio runtime) until the shared clock reaches `t_ns`.
+/// The runtime timer has millisecond granularity, so this may wake up to ~1 ms late.
+pub async fn sleep_until_ns(t_ns: u64) {
+    let now = now_ns();
+    if t_ns > now {
+        monoio::time::sleep(Duration::from_nanos(t_ns - now)).await;
+    }
+}
+
+/// Open-loop pacing: waits until the shared clock reaches `t_ns` with sub-millisecond
+/// precision. The runtime timer only has millisecond granularity (and wakes up to ~2 ms
+/// late), so it is used for the bulk of a long wait and the last ~2 ms are spent yielding
+/// to the other tasks of the thread, which keep running meanwhile.
+pub async fn pace_until_ns(t_ns: u64) {
+    loop {
+        let now = now_ns();
+        if now >= t_ns {
+            return;
+        }
+        if t_ns - now > 2_500_000 {
+            monoio::time::sleep(Duration::from_nanos(t_ns - now - 2_000_000)).await;
+        } else {
+            yield_now().await;
+        }
+    }
+}
+
+/// A single-thread "something happened" flag with one waiting task.
+#[derive(Default)]
+pub struct Notify {
+    set: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Notify {
+    pub fn notify(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Completes once `notify` has been called since the last completion.
+    pub fn notified(&self) -> Notified<'_> {
+        Notified(self)
+    }
+}
+
+pub struct Notified<'a>(&'a Notify);
+
+impl Future for Notified<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.set.replace(false) {
+            Poll::Ready(())
+        } else {
+            *self.0.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Lets the other tasks of this runtime run once.
+pub async fn yield_now() {
+    struct Y(bool);
+    impl Future for Y {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                Poll::Ready(())
+            } else {
+                self.0 = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+    Y(false).await
+}
+
+/// Waits (polling every millisecond) until `flag` is set.
+pub async fn wait_flag(flag: &AtomicBool) {
+    while !flag.load(Ordering::Acquire) {
+        monoio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Sockets of one runtime thread, so that they can all be shut down at the
+/// end, which ends every pending read and write on them.
+#[derive(Default)]
+pub struct FdSet {
+    fds: RefCell<std::collections::HashSet<i32>>,
+}
+
+impl FdSet {
+    pub fn add(&self, fd: i32) {
+        self.fds.borrow_mut().insert(fd);
+    }
+    pub fn remove(&self, fd: i32) {
+        self.fds.borrow_mut().remove(&fd);
+    }
+    pub fn shutdown_all(&self) {
+        for &fd in self.fds.borrow().iter() {
+            // SAFETY: every fd in the set belongs to a live socket owned by this thread
+            // (sockets remove themselves before they are closed).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+}
+
+pub type Fds = Rc<FdSet>;
+
+/// Which event loop a runtime thread got.
+pub static DRIVER: OnceLock<String> = OnceLock::new();
+
+/// Starts `n` threads, each pinned to one of the cores this process may use
+/// (round robin) and running one monoio runtime (io_uring, or epoll where
+/// io_uring is unavailable or `MONOIO_FORCE_LEGACY_DRIVER` is set).
+pub fn spawn_runtimes<T, F, Fut>(n: usize, f: F) -> Vec<std::thread::JoinHandle<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    let f = Arc::new(f);
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    (0..n)
+        .map(|tid| {
+            let f = f.clone();
+            let core = if cores.is_empty() {
+                None
+            } else {
+                Some(cores[tid % cores.len()])
+            };
+            std::thread::Builder::new()
+                .name(format!("wampload-{tid}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    run_on_runtime(|| f(tid))
+                })
+                .expect("spawn thread")
+        })
+        .collect()
+}
+
+fn run_on_runtime<T, Fut: Future<Output = T>>(fut: impl FnOnce() -> Fut) -> T {
+    let forced =
+        std::env::var("MONOIO_FORCE_LEGACY_DRIVER").is_ok_and(|v| !v.is_empty() && v != "0");
+    let why = if forced {
+        "forced by MONOIO_FORCE_LEGACY_DRIVER".to_string()
+    } else {
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(4096)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                let _ = DRIVER.set("io_uring".into());
+                return rt.block_on(fut());
+            }
+            Err(e) => e.to_string(),
+        }
+    };
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("cannot build an epoll runtime either");
+    let _ = DRIVER.set(format!("epoll ({why})"));
+    rt.block_on(fut())
+}
+
+/// Raises the open-files limit to its hard maximum (many sessions = many sockets).
+pub fn raise_nofile_limit() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// This process's CPU time (user + system) in seconds.
+pub fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills a local struct.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+}
+
+/// VmRSS of a process in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system) of another process in seconds, from /proc/PID/stat.
+pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((utime + stime) / hz.max(1.0))
+}
