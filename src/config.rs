@@ -28,6 +28,8 @@ pub struct Config {
     pub max_queue_bytes: usize,
     /// What to do with a session whose queue is full.
     pub slow_consumer: SlowConsumerPolicy,
+    /// Connections served at once; more are refused (RawSocket handshake error 4, HTTP 503).
+    pub max_sessions: usize,
     /// Largest HTTP upgrade request accepted.
     pub max_handshake_size: usize,
     /// Pin each shard thread to one core.
@@ -48,6 +50,7 @@ impl Default for Config {
             max_message_size: 16 * 1024 * 1024,
             max_queue_bytes: 64 * 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Disconnect,
+            max_sessions: 100_000,
             max_handshake_size: 16 * 1024,
             pin_cores: true,
             force_epoll: false,

@@ -34,6 +34,9 @@ struct Args {
     /// consumer) is disconnected.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     max_queue_bytes: usize,
+    /// Connections served at once; more are refused (RawSocket handshake error 4, WebSocket HTTP 503).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_sessions: usize,
     /// Do not pin shard threads to cores.
     #[arg(long)]
     no_pin: bool,
@@ -65,6 +68,7 @@ fn main() {
     }
     config.max_message_size = args.max_message_size;
     config.max_queue_bytes = args.max_queue_bytes;
+    config.max_sessions = args.max_sessions;
     config.pin_cores = !args.no_pin;
 
     if let Err(e) = wampd::server::run(config) {

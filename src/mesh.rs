@@ -90,7 +90,10 @@ impl<T: Send, C: Send> Mesh<T, C> {
         let inbox = &self.inboxes[me];
         poll_fn(|cx| {
             inbox.waker.register(cx.waker());
-            inbox.notified.store(false, Ordering::SeqCst);
+            // A notify without a message (shutdown, a retry of a full ring) must wake us too.
+            if inbox.notified.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
             if !inbox.conns.is_empty() || inbox.rings.iter().any(|r| !r.is_empty()) {
                 Poll::Ready(())
             } else {

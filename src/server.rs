@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::link::{self, Shard};
 use crate::mesh::RING_CAPACITY;
 use crate::router::realm::Realms;
-use crate::router::{Incoming, Limits, Router, ShardMesh};
+use crate::router::{Incoming, IncomingStream, Limits, Router, ShardMesh};
 
 /// Which IO driver a shard runs on.
 #[derive(Clone, Debug)]
@@ -68,14 +68,29 @@ pub fn run(config: Config) -> io::Result<()> {
 
     let mesh = Arc::new(ShardMesh::new(config.shards, RING_CAPACITY));
     let realms = Arc::new(Realms::new(&config.realms));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let connections = Arc::new(AtomicUsize::new(0));
+    // Registered before the shards start, so that a signal during start-up is not lost.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
     let (tx, rx) = std::sync::mpsc::channel();
     let mut threads = Vec::new();
     for id in 0..config.shards {
-        let (config, mesh, realms, tx) = (config.clone(), mesh.clone(), realms.clone(), tx.clone());
+        let ctx = ShardStart {
+            id,
+            config: config.clone(),
+            mesh: mesh.clone(),
+            realms: realms.clone(),
+            stopping: stopping.clone(),
+            connections: connections.clone(),
+        };
+        let tx = tx.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("wampd-shard-{id}"))
-                .spawn(move || shard_thread(id, config, mesh, realms, tx))?,
+                .spawn(move || shard_thread(ctx, tx))?,
         );
     }
     drop(tx);
@@ -110,23 +125,78 @@ pub fn run(config: Config) -> io::Result<()> {
         config.realms.join(",")
     );
 
-    let next = Arc::new(AtomicUsize::new(0));
+    let admission = Arc::new(Admission {
+        mesh: mesh.clone(),
+        next: AtomicUsize::new(0),
+        stopping: stopping.clone(),
+        max: config.max_sessions,
+        connections: connections.clone(),
+    });
     for l in tcp {
-        let (mesh, next) = (mesh.clone(), next.clone());
+        let admission = admission.clone();
         std::thread::Builder::new()
             .name("wampd-accept".into())
-            .spawn(move || accept_tcp(l, mesh, next))?;
+            .spawn(move || accept_tcp(l, &admission))?;
     }
     for l in unix {
-        let (mesh, next) = (mesh.clone(), next.clone());
+        let admission = admission.clone();
         std::thread::Builder::new()
             .name("wampd-accept-unix".into())
-            .spawn(move || accept_unix(l, mesh, next))?;
+            .spawn(move || accept_unix(l, &admission))?;
+    }
+
+    // Serve until SIGTERM or SIGINT, then shut down gracefully: stop accepting, GOODBYE every
+    // session, let the shards flush their queues (bounded by SHUTDOWN_GRACE), exit.
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "shutting down");
+    }
+    stopping.store(true, Ordering::SeqCst);
+    for shard in 0..mesh.shards() {
+        mesh.notify(shard);
     }
     for t in threads {
         let _ = t.join();
     }
+    for p in &config.unix {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
+}
+
+/// How long shards wait for sessions to be flushed and closed at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What a shard thread starts with.
+struct ShardStart {
+    id: usize,
+    config: Arc<Config>,
+    mesh: Arc<ShardMesh>,
+    realms: Arc<Realms>,
+    stopping: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// What acceptor threads share: where connections go and whether they are admitted.
+struct Admission {
+    mesh: Arc<ShardMesh>,
+    next: AtomicUsize,
+    stopping: Arc<AtomicBool>,
+    max: usize,
+    /// Connections being served, over all shards (decremented by the shards as they end).
+    connections: Arc<AtomicUsize>,
+}
+
+impl Admission {
+    /// Hands a connection to the next shard, marked refused when over the session limit (it is still
+    /// handed over, so that the refusal is a proper handshake answer rather than a reset).
+    fn admit(&self, stream: IncomingStream) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return; // shutting down: refuse by closing
+        }
+        let refused = self.connections.fetch_add(1, Ordering::Relaxed) >= self.max;
+        let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.mesh.shards();
+        self.mesh.push_conn(shard, Incoming { stream, refused });
+    }
 }
 
 fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -141,13 +211,12 @@ fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn accept_tcp(l: std::net::TcpListener, mesh: Arc<ShardMesh>, next: Arc<AtomicUsize>) {
+fn accept_tcp(l: std::net::TcpListener, admission: &Admission) {
     loop {
         match l.accept() {
             Ok((s, _)) => {
                 let _ = s.set_nodelay(true);
-                let shard = next.fetch_add(1, Ordering::Relaxed) % mesh.shards();
-                mesh.push_conn(shard, Incoming::Tcp(s));
+                admission.admit(IncomingStream::Tcp(s));
             }
             Err(e) => {
                 // Out of descriptors or similar: back off instead of spinning.
@@ -158,13 +227,10 @@ fn accept_tcp(l: std::net::TcpListener, mesh: Arc<ShardMesh>, next: Arc<AtomicUs
     }
 }
 
-fn accept_unix(l: UnixListener, mesh: Arc<ShardMesh>, next: Arc<AtomicUsize>) {
+fn accept_unix(l: UnixListener, admission: &Admission) {
     loop {
         match l.accept() {
-            Ok((s, _)) => {
-                let shard = next.fetch_add(1, Ordering::Relaxed) % mesh.shards();
-                mesh.push_conn(shard, Incoming::Unix(s));
-            }
+            Ok((s, _)) => admission.admit(IncomingStream::Unix(s)),
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(50));
@@ -176,13 +242,8 @@ fn accept_unix(l: UnixListener, mesh: Arc<ShardMesh>, next: Arc<AtomicUsize>) {
 type Started = std::sync::mpsc::Sender<io::Result<Driver>>;
 
 /// Body of one shard thread: pin, build the runtime (io_uring first), run the shard loop forever.
-fn shard_thread(
-    id: usize,
-    config: Arc<Config>,
-    mesh: Arc<ShardMesh>,
-    realms: Arc<Realms>,
-    started: Started,
-) {
+fn shard_thread(start: ShardStart, started: Started) {
+    let (id, config) = (start.id, start.config.clone());
     if config.pin_cores {
         if let Some(cores) = core_affinity::get_core_ids() {
             if !cores.is_empty() {
@@ -202,7 +263,7 @@ fn shard_thread(
         {
             Ok(mut rt) => {
                 let _ = started.send(Ok(Driver::IoUring));
-                rt.block_on(shard_main(id, config, mesh, realms));
+                rt.block_on(shard_main(start));
                 return;
             }
             Err(e) => e.to_string(),
@@ -211,7 +272,7 @@ fn shard_thread(
     match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
         Ok(mut rt) => {
             let _ = started.send(Ok(Driver::Epoll(why)));
-            rt.block_on(shard_main(id, config, mesh, realms));
+            rt.block_on(shard_main(start));
         }
         Err(e) => {
             let _ = started.send(Err(e));
@@ -220,10 +281,20 @@ fn shard_thread(
 }
 
 /// The shard's own task: takes connections and cross-shard messages off the mesh.
-async fn shard_main(id: usize, config: Arc<Config>, mesh: Arc<ShardMesh>, realms: Arc<Realms>) {
+async fn shard_main(start: ShardStart) {
+    let ShardStart {
+        id,
+        config,
+        mesh,
+        realms,
+        stopping,
+        connections,
+    } = start;
     let router = Router::new(id, mesh.clone(), realms, Limits::default());
     let shard = Rc::new(Shard {
         id,
+        live: std::cell::Cell::new(0),
+        connections,
         router: RefCell::new(router),
         config,
         mesh: mesh.clone(),
@@ -232,6 +303,9 @@ async fn shard_main(id: usize, config: Arc<Config>, mesh: Arc<ShardMesh>, realms
     const BUDGET: usize = 4096;
     loop {
         mesh.ready(id).await;
+        if stopping.load(Ordering::SeqCst) {
+            return shutdown(&shard).await;
+        }
         loop {
             while let Some(conn) = mesh.pop_conn(id) {
                 spawn_conn(&shard, conn);
@@ -257,26 +331,50 @@ async fn shard_main(id: usize, config: Arc<Config>, mesh: Arc<ShardMesh>, realms
     }
 }
 
+/// Says GOODBYE to every session of this shard and waits (bounded) for their connections to close.
+async fn shutdown(shard: &Rc<Shard>) {
+    shard.router.borrow_mut().shutdown();
+    shard.flush();
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while shard.live.get() > 0 && std::time::Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if shard.live.get() > 0 {
+        tracing::warn!(
+            shard = shard.id,
+            connections = shard.live.get(),
+            "connections still open after the shutdown grace period"
+        );
+    }
+}
+
 fn spawn_conn(shard: &Rc<Shard>, conn: Incoming) {
-    match conn {
-        Incoming::Tcp(s) => {
+    let refused = conn.refused;
+    match conn.stream {
+        IncomingStream::Tcp(s) => {
             let fd = s.as_raw_fd();
             let _ = s.set_nonblocking(true);
             match monoio::net::TcpStream::from_std(s) {
                 Ok(stream) => {
-                    monoio::spawn(link::serve(shard.clone(), stream, fd));
+                    monoio::spawn(link::serve(shard.clone(), stream, fd, refused));
                 }
-                Err(e) => tracing::warn!("cannot adopt connection: {e}"),
+                Err(e) => {
+                    tracing::warn!("cannot adopt connection: {e}");
+                    shard.connections.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         }
-        Incoming::Unix(s) => {
+        IncomingStream::Unix(s) => {
             let fd = s.as_raw_fd();
             let _ = s.set_nonblocking(true);
             match monoio::net::UnixStream::from_std(s) {
                 Ok(stream) => {
-                    monoio::spawn(link::serve(shard.clone(), stream, fd));
+                    monoio::spawn(link::serve(shard.clone(), stream, fd, refused));
                 }
-                Err(e) => tracing::warn!("cannot adopt connection: {e}"),
+                Err(e) => {
+                    tracing::warn!("cannot adopt connection: {e}");
+                    shard.connections.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         }
     }

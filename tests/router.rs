@@ -752,3 +752,63 @@ fn websocket_ping_fragmentation_and_close() {
     assert_eq!(op, 8);
     assert_eq!(&payload[..2], &1000u16.to_be_bytes());
 }
+
+#[test]
+fn sigterm_says_goodbye_to_every_session_and_exits_cleanly() {
+    let mut r = Router::start(2, &[]);
+    let mut a = Client::join(&r.addr, JSON);
+    let mut b = Client::join_ws(&r.addr, MSGPACK);
+    a.subscribe("s.t");
+    let status = r
+        .terminate(Duration::from_secs(10))
+        .expect("exits within 10 s");
+    assert!(status.success(), "exit status {status:?}");
+    for c in [&mut a, &mut b] {
+        c.recv_with(|m| match m {
+            Message::Goodbye { reason, .. } => assert_eq!(reason, "wamp.close.system_shutdown"),
+            other => panic!("expected GOODBYE, got {other:?}"),
+        });
+        assert!(c.recv().is_none(), "the transport closes after GOODBYE");
+    }
+}
+
+#[test]
+fn session_limit_refuses_with_the_transports_own_answer() {
+    use std::io::{Read, Write};
+    let r = Router::start(2, &["--max-sessions", "2"]);
+    let a = Client::join(&r.addr, JSON);
+    let _b = Client::join_ws(&r.addr, JSON);
+    // RawSocket: handshake error 4, "maximum connection count reached".
+    let mut s = std::net::TcpStream::connect(&r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[0x7F, 0xF1, 0, 0]).unwrap();
+    let mut reply = [0u8; 4];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [0x7F, 0x40, 0, 0]);
+    // WebSocket: HTTP 503.
+    let mut s = std::net::TcpStream::connect(&r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n",
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+    // A slot frees when a session leaves.
+    drop(a);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = std::net::TcpStream::connect(&r.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&[0x7F, 0xF1, 0, 0]).unwrap();
+        s.read_exact(&mut reply).unwrap();
+        if reply[1] == 0xF1 || reply[1] & 0x0F == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -39,6 +39,10 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// What a connection needs from its shard.
 pub struct Shard {
     pub id: usize,
+    /// Connections being served by this shard (readers still running).
+    pub live: std::cell::Cell<usize>,
+    /// Connections being served by all shards; the acceptors admit against it.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     pub router: RefCell<Router>,
     pub config: Arc<Config>,
     pub mesh: Arc<ShardMesh>,
@@ -55,12 +59,14 @@ impl Shard {
 }
 
 /// Serves one accepted stream until it closes.
-pub async fn serve<S>(shard: Rc<Shard>, stream: S, fd: RawFd)
+pub async fn serve<S>(shard: Rc<Shard>, stream: S, fd: RawFd, refused: bool)
 where
     S: AsyncReadRent + AsyncWriteRent + Splitable + 'static,
     S::OwnedRead: AsyncReadRent + 'static,
     S::OwnedWrite: AsyncWriteRent + 'static,
 {
+    shard.live.set(shard.live.get() + 1);
+    let _live = LiveGuard(&shard);
     let (mut rd, wr) = stream.into_split();
     let timeout = Duration::from_secs(10);
     let buf = BytesMut::with_capacity(READ_BUF_MIN);
@@ -71,10 +77,24 @@ where
     if !matches!(res, Ok(n) if n > 0) {
         return;
     }
-    if buf[0] == crate::transport::rawsocket::MAGIC {
-        rawsocket::serve(shard, rd, wr, buf, fd).await
-    } else {
-        websocket::serve(shard, rd, wr, buf, fd).await
+    let rawsocket = buf[0] == crate::transport::rawsocket::MAGIC;
+    match (rawsocket, refused) {
+        (true, false) => rawsocket::serve(shard.clone(), rd, wr, buf, fd).await,
+        (false, false) => websocket::serve(shard.clone(), rd, wr, buf, fd).await,
+        (true, true) => rawsocket::refuse_full(wr).await,
+        (false, true) => websocket::refuse_full(shard.clone(), rd, wr, buf).await,
+    }
+}
+
+/// Counts a connection as live for as long as its reader runs.
+struct LiveGuard<'a>(&'a Rc<Shard>);
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.live.set(self.0.live.get() - 1);
+        self.0
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -60,6 +60,11 @@ where
     run_session(&shard, &mut rd, buf, &mut conn, &mut deframer).await;
 }
 
+/// Refuses a connection over the session limit: RawSocket handshake error 4.
+pub async fn refuse_full<W: AsyncWriteRent>(mut wr: W) {
+    refuse(&mut wr, HandshakeError::MaxConnections).await
+}
+
 /// Answers a refused handshake with its error code and closes.
 async fn refuse<W: AsyncWriteRent>(wr: &mut W, e: HandshakeError) {
     tracing::debug!("refused RawSocket handshake: {:?}", e);

@@ -78,6 +78,29 @@ where
     run_session(&shard, &mut rd, buf, &mut conn, &mut deframer).await;
 }
 
+/// Refuses a connection over the session limit: reads the upgrade request, answers 503.
+pub async fn refuse_full<R, W>(shard: Rc<Shard>, mut rd: R, mut wr: W, mut buf: BytesMut)
+where
+    R: AsyncReadRent,
+    W: AsyncWriteRent,
+{
+    let deadline = monoio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(None) = websocket::parse_request(&buf, shard.config.max_handshake_size) {
+        let read = monoio::time::timeout_at(deadline, read_more(&mut rd, buf)).await;
+        let Ok((res, b)) = read else { return };
+        buf = b;
+        if !matches!(res, Ok(n) if n > 0) {
+            return;
+        }
+    }
+    let e = HttpError {
+        status: 503,
+        reason: "Service Unavailable",
+        message: "the router serves its maximum number of sessions; try again later".into(),
+    };
+    refuse(&mut wr, &e).await;
+}
+
 /// Answers a refused upgrade with its HTTP error and closes.
 async fn refuse<W: AsyncWriteRent>(wr: &mut W, e: &HttpError) {
     tracing::debug!(

@@ -37,7 +37,14 @@ use crate::router::session::{Outbox, Peer, Push, Session};
 use crate::router::wire::{frame, AppPayload, Encoding, EventFrames};
 
 /// A connection handed from an acceptor thread to a shard.
-pub enum Incoming {
+pub struct Incoming {
+    pub stream: IncomingStream,
+    /// Over the session limit: the shard answers the handshake with a refusal.
+    pub refused: bool,
+}
+
+/// The socket of an [`Incoming`] connection.
+pub enum IncomingStream {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
 }
@@ -383,6 +390,28 @@ impl Router {
                 self.reply_error(sid, request_type, request, errors::INVALID_ARGUMENT);
                 None
             }
+        }
+    }
+
+    /// Ends every session on this shard for a router shutdown: GOODBYE `wamp.close.system_shutdown`,
+    /// then the transport closes once everything queued has been written.
+    pub fn shutdown(&mut self) {
+        let goodbye = Message::Goodbye {
+            details: Val::Dict(vec![(
+                Cow::Borrowed("message"),
+                Val::Str(Cow::Borrowed("the router is shutting down")),
+            )]),
+            reason: Cow::Borrowed(errors::SYSTEM_SHUTDOWN),
+        };
+        let peers: Vec<Rc<Peer>> = self.sessions.values().map(|s| s.peer.clone()).collect();
+        for peer in peers {
+            self.reply_peer(&peer, &goodbye);
+            let mut conn = Conn {
+                peer: peer.clone(),
+                session: Some(peer.id.get()),
+            };
+            self.end_session(&mut conn);
+            peer.outbox.close(wire::close_frame(peer.enc));
         }
     }
 

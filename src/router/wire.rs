@@ -68,6 +68,20 @@ fn seal(enc: Encoding, mut v: Vec<u8>) -> Bytes {
     Bytes::from(v).slice(start..)
 }
 
+/// The frame that ends a transport politely, where the transport has one (WebSocket close 1001,
+/// "going away"); RawSocket simply closes.
+pub fn close_frame(enc: Encoding) -> Option<Bytes> {
+    match enc.wire {
+        Wire::WebSocket => {
+            let mut v = Vec::with_capacity(16);
+            let payload = websocket::close_payload(1001, "router shutting down");
+            websocket::encode_frame(&mut v, websocket::Opcode::Close, &payload, None);
+            Some(Bytes::from(v))
+        }
+        Wire::RawSocket => None,
+    }
+}
+
 /// The application payload of a PUBLISH, CALL, YIELD or ERROR: raw spans of the frame it came in,
 /// never decoded unless a receiver uses another serializer.
 #[derive(Clone, Debug, Default)]

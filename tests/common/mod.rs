@@ -71,6 +71,22 @@ impl Router {
         }
     }
 
+    /// Sends SIGTERM and waits (up to `within`) for the process to exit; returns its exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
