@@ -673,6 +673,87 @@ pub(crate) fn encode_val(v: &Val<'_>, out: &mut Vec<u8>) -> Result<(), CodecErro
     Ok(())
 }
 
+/// Full decode through simd-json's tape, for transcoding JSON payloads into another serializer:
+/// simd-json finds the structure with SIMD and leaves a flat tape that is turned into values in one
+/// pass. `f` receives the value; it borrows a thread-local scratch copy of the input (simd-json parses
+/// in place), so it cannot outlive the call.
+pub(crate) fn with_decoded_simd<R>(
+    b: &[u8],
+    f: impl FnOnce(&Val<'_>) -> Result<R, CodecError>,
+) -> Result<R, CodecError> {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<(Vec<u8>, simd_json::Buffers)> =
+            RefCell::new((Vec::new(), simd_json::Buffers::default()));
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let (copy, buffers) = &mut *scratch;
+        copy.clear();
+        copy.extend_from_slice(b);
+        let tape = simd_json::to_tape_with_buffers(copy, buffers)
+            .map_err(|_| CodecError::Malformed("json: invalid document"))?;
+        let mut i = 0;
+        let v = tape_val(&tape.0, &mut i, 0)?;
+        f(&v)
+    })
+}
+
+fn tape_val<'t>(
+    nodes: &[simd_json::Node<'t>],
+    i: &mut usize,
+    depth: usize,
+) -> Result<Val<'t>, CodecError> {
+    use simd_json::{Node, StaticNode};
+    if depth > crate::protocol::value::MAX_DEPTH {
+        return Err(CodecError::Malformed("json: nesting too deep"));
+    }
+    let node = nodes
+        .get(*i)
+        .ok_or(CodecError::Malformed("json: truncated tape"))?;
+    *i += 1;
+    Ok(match *node {
+        Node::String(s) => {
+            match s.strip_prefix('\0') {
+                Some(rest) => Val::Bytes(Cow::Owned(B64_IN.decode(rest).map_err(|_| {
+                    CodecError::Malformed("json: invalid base64 in binary string")
+                })?)),
+                None => Val::Str(Cow::Borrowed(s)),
+            }
+        }
+        Node::Static(StaticNode::Null) => Val::Null,
+        Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
+        Node::Static(StaticNode::I64(n)) => {
+            if n >= 0 {
+                Val::UInt(n as u64)
+            } else {
+                Val::Int(n)
+            }
+        }
+        Node::Static(StaticNode::U64(n)) => Val::UInt(n),
+        Node::Static(StaticNode::F64(x)) => Val::Float(x),
+        Node::Array { len, .. } => {
+            let mut items = Vec::with_capacity(len);
+            for _ in 0..len {
+                items.push(tape_val(nodes, i, depth + 1)?);
+            }
+            Val::List(items)
+        }
+        Node::Object { len, .. } => {
+            let mut entries = Vec::with_capacity(len);
+            for _ in 0..len {
+                let key = match nodes.get(*i) {
+                    Some(Node::String(k)) => Cow::Borrowed(*k),
+                    _ => return Err(CodecError::Malformed("json: object key is not a string")),
+                };
+                *i += 1;
+                entries.push((key, tape_val(nodes, i, depth + 1)?));
+            }
+            Val::Dict(entries)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,85 +848,4 @@ mod tests {
         encode_val(&Val::Bytes(Cow::Borrowed(&[1, 2, 3, 4])), &mut out).unwrap();
         assert_eq!(out, br#""\u0000AQIDBA==""#);
     }
-}
-
-/// Full decode through simd-json's tape, for transcoding JSON payloads into another serializer:
-/// simd-json finds the structure with SIMD and leaves a flat tape that is turned into values in one
-/// pass. `f` receives the value; it borrows a thread-local scratch copy of the input (simd-json parses
-/// in place), so it cannot outlive the call.
-pub(crate) fn with_decoded_simd<R>(
-    b: &[u8],
-    f: impl FnOnce(&Val<'_>) -> Result<R, CodecError>,
-) -> Result<R, CodecError> {
-    use std::cell::RefCell;
-    thread_local! {
-        static SCRATCH: RefCell<(Vec<u8>, simd_json::Buffers)> =
-            RefCell::new((Vec::new(), simd_json::Buffers::default()));
-    }
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let (copy, buffers) = &mut *scratch;
-        copy.clear();
-        copy.extend_from_slice(b);
-        let tape = simd_json::to_tape_with_buffers(copy, buffers)
-            .map_err(|_| CodecError::Malformed("json: invalid document"))?;
-        let mut i = 0;
-        let v = tape_val(&tape.0, &mut i, 0)?;
-        f(&v)
-    })
-}
-
-fn tape_val<'t>(
-    nodes: &[simd_json::Node<'t>],
-    i: &mut usize,
-    depth: usize,
-) -> Result<Val<'t>, CodecError> {
-    use simd_json::{Node, StaticNode};
-    if depth > crate::protocol::value::MAX_DEPTH {
-        return Err(CodecError::Malformed("json: nesting too deep"));
-    }
-    let node = nodes
-        .get(*i)
-        .ok_or(CodecError::Malformed("json: truncated tape"))?;
-    *i += 1;
-    Ok(match *node {
-        Node::String(s) => {
-            match s.strip_prefix('\0') {
-                Some(rest) => Val::Bytes(Cow::Owned(B64_IN.decode(rest).map_err(|_| {
-                    CodecError::Malformed("json: invalid base64 in binary string")
-                })?)),
-                None => Val::Str(Cow::Borrowed(s)),
-            }
-        }
-        Node::Static(StaticNode::Null) => Val::Null,
-        Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
-        Node::Static(StaticNode::I64(n)) => {
-            if n >= 0 {
-                Val::UInt(n as u64)
-            } else {
-                Val::Int(n)
-            }
-        }
-        Node::Static(StaticNode::U64(n)) => Val::UInt(n),
-        Node::Static(StaticNode::F64(x)) => Val::Float(x),
-        Node::Array { len, .. } => {
-            let mut items = Vec::with_capacity(len);
-            for _ in 0..len {
-                items.push(tape_val(nodes, i, depth + 1)?);
-            }
-            Val::List(items)
-        }
-        Node::Object { len, .. } => {
-            let mut entries = Vec::with_capacity(len);
-            for _ in 0..len {
-                let key = match nodes.get(*i) {
-                    Some(Node::String(k)) => Cow::Borrowed(*k),
-                    _ => return Err(CodecError::Malformed("json: object key is not a string")),
-                };
-                *i += 1;
-                entries.push((key, tape_val(nodes, i, depth + 1)?));
-            }
-            Val::Dict(entries)
-        }
-    })
 }

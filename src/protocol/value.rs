@@ -155,16 +155,12 @@ pub fn transcode(p: Payload<'_>, to: Serializer, out: &mut Vec<u8>) -> Result<()
         out.extend_from_slice(p.bytes);
         return Ok(());
     }
-    if p.ser == Serializer::Json && p.bytes.len() >= SIMD_JSON_MIN {
+    if p.ser == Serializer::Json {
         return json::with_decoded_simd(p.bytes, |v| encode_in(v, to, out));
     }
     let v = decode_exact(p.ser, p.bytes)?;
     encode_in(&v, to, out)
 }
-
-/// JSON payloads at least this long are transcoded through simd-json (see `json::with_decoded_simd`);
-/// below it the scalar decoder wins, because simd-json's fixed set-up cost dominates.
-pub const SIMD_JSON_MIN: usize = 0;
 
 /// One element of an outgoing message array.
 pub(crate) enum Field<'x, 'y> {
