@@ -15,7 +15,7 @@ port=$((10000 + RANDOM % 9000))
 out="flamegraphs/${scenario}.svg"
 
 export CARGO_TARGET_DIR="$PWD/target/flame"
-RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release --bin wampd -p wampload >/dev/null
+RUSTFLAGS="-C force-frame-pointers=yes" cargo build --release -p wampd -p wampload >/dev/null
 bin="$CARGO_TARGET_DIR/release"
 
 inferno_bin="$PWD/target/tools/bin"

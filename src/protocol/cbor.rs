@@ -219,6 +219,22 @@ pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
     Ok(items)
 }
 
+/// A validated value that is an unsigned integer (major type 0), untagged.
+pub(crate) fn uint_at(b: &[u8]) -> Option<u64> {
+    match head(b, 0).ok()? {
+        (0, _, Some(n), _) => Some(n),
+        _ => None,
+    }
+}
+
+/// A validated value that is a definite-length text string, borrowed from the frame.
+pub(crate) fn str_at(b: &[u8]) -> Option<&str> {
+    match head(b, 0).ok()? {
+        (3, _, Some(n), j) => std::str::from_utf8(b.get(j..j.checked_add(n as usize)?)?).ok(),
+        _ => None,
+    }
+}
+
 pub(crate) fn peek_code(b: &[u8]) -> Option<u64> {
     let (major, _, arg, j) = head(b, untag(b, 0)?).ok()?;
     if major != 4 || arg == Some(0) {

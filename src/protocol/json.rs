@@ -426,8 +426,16 @@ fn unescape(s: &[u8]) -> Result<String, CodecError> {
     Ok(out)
 }
 
+/// A validated number token that is a plain non-negative integer (the common case for ids).
+pub(crate) fn uint_token(tok: &[u8]) -> Option<u64> {
+    if tok.is_empty() || !tok.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_u64(tok)
+}
+
 /// Decodes a validated string token (with quotes) into text.
-fn decode_string(tok: &[u8]) -> Result<Cow<'_, str>, CodecError> {
+pub(crate) fn decode_string(tok: &[u8]) -> Result<Cow<'_, str>, CodecError> {
     let content = tok
         .get(1..tok.len().saturating_sub(1))
         .ok_or(CodecError::Malformed("json: bad string"))?;

@@ -163,6 +163,17 @@ impl<'a> Fields<'a, '_> {
 
     fn id(&self, i: usize) -> Result<u64, CodecError> {
         let it = self.item(i)?;
+        if it.kind == Kind::UInt {
+            // Hot path: read the integer straight from the validated span.
+            let fast = match self.ser {
+                Serializer::Json => json::uint_token(it.span),
+                Serializer::MsgPack => msgpack::uint_at(it.span),
+                Serializer::Cbor => cbor::uint_at(it.span),
+            };
+            if let Some(n) = fast {
+                return Ok(n);
+            }
+        }
         match it.kind {
             Kind::UInt => Val::decode(Payload {
                 ser: self.ser,
@@ -180,6 +191,20 @@ impl<'a> Fields<'a, '_> {
         let it = self.item(i)?;
         if it.kind != Kind::Str {
             return Err(self.err(i, "expected a string"));
+        }
+        // Hot path: borrow the text straight from the validated span.
+        match self.ser {
+            Serializer::Json => return json::decode_string(it.span),
+            Serializer::MsgPack => {
+                if let Some(s) = msgpack::str_at(it.span) {
+                    return Ok(Cow::Borrowed(s));
+                }
+            }
+            Serializer::Cbor => {
+                if let Some(s) = cbor::str_at(it.span) {
+                    return Ok(Cow::Borrowed(s));
+                }
+            }
         }
         match Val::decode(Payload {
             ser: self.ser,

@@ -173,6 +173,23 @@ pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
     Ok(items)
 }
 
+/// A validated value that is a non-negative integer, read straight from its marker.
+pub(crate) fn uint_at(b: &[u8]) -> Option<u64> {
+    match head(b, 0).ok()?.0 {
+        Head::UInt(n) => Some(n),
+        Head::Int(n) if n >= 0 => Some(n as u64),
+        _ => None,
+    }
+}
+
+/// A validated value that is a string, borrowed from the frame.
+pub(crate) fn str_at(b: &[u8]) -> Option<&str> {
+    match head(b, 0).ok()? {
+        (Head::Str(n), j) => std::str::from_utf8(b.get(j..j + n)?).ok(),
+        _ => None,
+    }
+}
+
 pub(crate) fn peek_code(b: &[u8]) -> Option<u64> {
     let (h, j) = head(b, 0).ok()?;
     if !matches!(h, Head::Arr(n) if n > 0) {
