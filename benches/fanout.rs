@@ -83,7 +83,9 @@ fn fanout_to_outboxes(c: &mut Criterion) {
             ser,
             wire: Wire::RawSocket,
         };
-        let conns: Vec<Conn> = (0..n).map(|_| Conn::new(enc, 1 << 30, 1 << 24)).collect();
+        let conns: Vec<Conn> = (0..n)
+            .map(|_| Conn::new(enc, 1 << 30, 1 << 24, 1 << 24))
+            .collect();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::new("publish_to", n), |b| {
             let mut buf = Vec::with_capacity(4096);

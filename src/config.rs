@@ -4,11 +4,27 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// What happens to a session whose outbound queue is full.
+/// What happens to a session whose outbound queue is full. RPC results and errors are never
+/// dropped: a caller whose answer cannot be queued is disconnected under either policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlowConsumerPolicy {
-    /// Close the slow session (with a log line) so that its queue cannot grow without bound.
+    /// Close the slow session (ABORT-less close with a log line) so its queue cannot grow.
     Disconnect,
+    /// Drop EVENTs for the slow session while its queue is full, counting them; it stays connected.
+    Drop,
+}
+
+impl std::str::FromStr for SlowConsumerPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disconnect" => Ok(SlowConsumerPolicy::Disconnect),
+            "drop" => Ok(SlowConsumerPolicy::Drop),
+            other => Err(format!(
+                "unknown slow-consumer policy {other:?} (drop|disconnect)"
+            )),
+        }
+    }
 }
 
 /// The whole router configuration.
@@ -26,8 +42,18 @@ pub struct Config {
     pub max_message_size: usize,
     /// Bytes that may wait in one session's outbound queue before the slow-consumer policy applies.
     pub max_queue_bytes: usize,
-    /// What to do with a session whose queue is full.
+    /// Messages that may wait in one session's outbound queue before the policy applies.
+    pub max_queue_messages: usize,
+    /// What to do with a session whose queue is full, for realms not named in `realm_policies`.
     pub slow_consumer: SlowConsumerPolicy,
+    /// Per-realm slow-consumer policies.
+    pub realm_policies: Vec<(String, SlowConsumerPolicy)>,
+    /// Seconds a connection may take for its transport handshake.
+    pub handshake_timeout: std::time::Duration,
+    /// Seconds after the transport handshake within which HELLO must arrive.
+    pub hello_timeout: std::time::Duration,
+    /// Longest URI accepted (topics, procedures, patterns).
+    pub max_uri_length: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, HTTP 503).
     pub max_sessions: usize,
     /// Largest HTTP upgrade request accepted.
@@ -49,7 +75,12 @@ impl Default for Config {
             realms: vec!["realm1".to_string()],
             max_message_size: 16 * 1024 * 1024,
             max_queue_bytes: 64 * 1024 * 1024,
+            max_queue_messages: 1_000_000,
             slow_consumer: SlowConsumerPolicy::Disconnect,
+            realm_policies: Vec::new(),
+            handshake_timeout: std::time::Duration::from_secs(10),
+            hello_timeout: std::time::Duration::from_secs(10),
+            max_uri_length: 2048,
             max_sessions: 100_000,
             max_handshake_size: 16 * 1024,
             pin_cores: true,

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use mimalloc::MiMalloc;
-use wampd::config::Config;
+use std::time::Duration;
+use wampd::config::{Config, SlowConsumerPolicy};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -30,10 +31,29 @@ struct Args {
     /// Largest WAMP message accepted, in bytes (WebSocket message, RawSocket frame).
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     max_message_size: usize,
-    /// Bytes that may wait in one session's outbound queue; a session that lets more pile up (a slow
-    /// consumer) is disconnected.
+    /// Bytes that may wait in one session's outbound queue; beyond that the slow-consumer policy
+    /// applies.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     max_queue_bytes: usize,
+    /// Messages that may wait in one session's outbound queue.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_queue_messages: usize,
+    /// What happens to a session whose outbound queue is full: `disconnect` it, or `drop` EVENTs
+    /// for it (counted and logged) while it stays connected. RPC results are never dropped.
+    #[arg(long, value_name = "POLICY", default_value = "disconnect")]
+    slow_consumer: SlowConsumerPolicy,
+    /// The slow-consumer policy of one realm, as REALM=drop|disconnect (repeatable).
+    #[arg(long = "slow-consumer-realm", value_name = "REALM=POLICY", value_parser = parse_realm_policy)]
+    slow_consumer_realm: Vec<(String, SlowConsumerPolicy)>,
+    /// Seconds a connection may take for its WebSocket or RawSocket handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    handshake_timeout: u64,
+    /// Seconds within which HELLO must follow the transport handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    hello_timeout: u64,
+    /// Longest topic or procedure URI accepted.
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    max_uri_length: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, WebSocket HTTP 503).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_sessions: usize,
@@ -43,6 +63,13 @@ struct Args {
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as wampd=debug).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+}
+
+fn parse_realm_policy(s: &str) -> Result<(String, SlowConsumerPolicy), String> {
+    let (realm, policy) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected REALM=POLICY, got {s:?}"))?;
+    Ok((realm.to_string(), policy.parse()?))
 }
 
 fn main() {
@@ -69,6 +96,12 @@ fn main() {
     config.max_message_size = args.max_message_size;
     config.max_queue_bytes = args.max_queue_bytes;
     config.max_sessions = args.max_sessions;
+    config.max_queue_messages = args.max_queue_messages;
+    config.slow_consumer = args.slow_consumer;
+    config.realm_policies = args.slow_consumer_realm;
+    config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
+    config.hello_timeout = Duration::from_secs(args.hello_timeout);
+    config.max_uri_length = args.max_uri_length;
     config.pin_cores = !args.no_pin;
 
     if let Err(e) = wampd::server::run(config) {

@@ -290,7 +290,7 @@ async fn shard_main(start: ShardStart) {
         stopping,
         connections,
     } = start;
-    let router = Router::new(id, mesh.clone(), realms, Limits::default());
+    let router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
     let shard = Rc::new(Shard {
         id,
         live: std::cell::Cell::new(0),

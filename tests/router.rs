@@ -812,3 +812,24 @@ fn session_limit_refuses_with_the_transports_own_answer() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn silent_connections_are_closed_by_the_handshake_and_hello_timeouts() {
+    use std::io::Read;
+    let r = Router::start(1, &["--handshake-timeout", "1", "--hello-timeout", "1"]);
+    let start = std::time::Instant::now();
+    // Nothing at all after connecting: the handshake timeout closes it.
+    let mut silent = std::net::TcpStream::connect(&r.addr).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(silent.read(&mut buf).unwrap_or(0), 0, "closed without a word");
+    // A RawSocket handshake but no HELLO: the HELLO timeout closes it.
+    let mut c = Client::rawsocket(&r.addr, JSON);
+    c.set_timeout(Duration::from_secs(5));
+    assert!(c.recv().is_none(), "closed without a session");
+    assert!(start.elapsed() < Duration::from_secs(8));
+    // A session that said HELLO in time is not affected.
+    let mut ok = Client::join(&r.addr, JSON);
+    std::thread::sleep(Duration::from_millis(1500));
+    ok.publish_ack("still.here", list(vec![]));
+}

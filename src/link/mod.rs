@@ -68,7 +68,7 @@ where
     shard.live.set(shard.live.get() + 1);
     let _live = LiveGuard(&shard);
     let (mut rd, wr) = stream.into_split();
-    let timeout = Duration::from_secs(10);
+    let timeout = shard.config.handshake_timeout;
     let buf = BytesMut::with_capacity(READ_BUF_MIN);
     let (res, buf) = match monoio::time::timeout(timeout, read_more(&mut rd, buf)).await {
         Ok(r) => r,
@@ -195,6 +195,32 @@ pub(crate) trait Deframer {
     fn goodbye_frame(&self) -> Option<bytes::Bytes>;
 }
 
+/// Hands a frame to the router. A panic while handling it (a bug, never expected) is contained to
+/// this session: it is logged, the session is ended and its connection closed, and the shard's
+/// other sessions carry on.
+fn on_frame_contained(
+    shard: &Shard,
+    conn: &mut crate::router::Conn,
+    frame: &bytes::Bytes,
+) -> crate::router::Flow {
+    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shard.router.borrow_mut().on_frame(conn, frame)
+    }));
+    match handled {
+        Ok(flow) => flow,
+        Err(_) => {
+            tracing::error!(
+                session = conn.peer.id.get(),
+                "internal error while handling a message; closing this session"
+            );
+            if let Ok(mut router) = shard.router.try_borrow_mut() {
+                router.on_disconnect(conn);
+            }
+            crate::router::Flow::Close
+        }
+    }
+}
+
 /// Runs an established transport: decodes messages and hands them to the router until the
 /// connection ends, then cleans the session up.
 pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
@@ -204,12 +230,12 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
     conn: &mut crate::router::Conn,
     deframer: &mut D,
 ) {
+    let hello_deadline = monoio::time::Instant::now() + shard.config.hello_timeout;
     'conn: loop {
         while let Some(unit) = deframer.next(&mut buf) {
             match unit {
                 Inbound::Message(frame) => {
-                    let flow = shard.router.borrow_mut().on_frame(conn, &frame);
-                    if flow == crate::router::Flow::Close {
+                    if on_frame_contained(shard, conn, &frame) == crate::router::Flow::Close {
                         conn.peer.outbox.close(deframer.goodbye_frame());
                         break 'conn;
                     }
@@ -225,10 +251,28 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
             }
         }
         shard.flush();
+        // Back-pressure: while another shard's ring is full, stop reading this connection (its
+        // peer's TCP window closes) rather than staging messages without bound.
+        while shard.router.borrow().backlogged() {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+            shard.flush();
+        }
         if conn.peer.outbox.closed() != Closed::No {
             break; // the writer gave up (slow consumer, write error)
         }
-        let (res, b) = read_more(rd, buf).await;
+        let (res, b) = if conn.session.is_none() {
+            // No HELLO yet: a connection may not sit here forever holding a slot.
+            match monoio::time::timeout_at(hello_deadline, read_more(rd, buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!("closing connection: no HELLO in time");
+                    conn.peer.outbox.close(deframer.goodbye_frame());
+                    return;
+                }
+            }
+        } else {
+            read_more(rd, buf).await
+        };
         buf = b;
         match res {
             Ok(n) if n > 0 => {}

@@ -2,7 +2,6 @@
 
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -20,7 +19,7 @@ where
     W: AsyncWriteRent + 'static,
 {
     let cfg = shard.config.clone();
-    let deadline = monoio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = monoio::time::Instant::now() + cfg.handshake_timeout;
     while buf.len() < 4 {
         let read = monoio::time::timeout_at(deadline, read_more(&mut rd, buf)).await;
         let Ok((res, b)) = read else { return };
@@ -52,7 +51,12 @@ where
         ser,
         wire: Wire::RawSocket,
     };
-    let mut conn = Conn::new(enc, cfg.max_queue_bytes, client.max_len() + 4);
+    let mut conn = Conn::new(
+        enc,
+        cfg.max_queue_bytes,
+        cfg.max_queue_messages,
+        client.max_len() + 4,
+    );
     monoio::spawn(write_loop(wr, conn.peer.clone(), fd));
     let mut deframer = RsDeframer {
         decoder: rawsocket::Decoder::new(accept),

@@ -2,7 +2,6 @@
 
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -20,7 +19,7 @@ where
     W: AsyncWriteRent + 'static,
 {
     let cfg = shard.config.clone();
-    let deadline = monoio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = monoio::time::Instant::now() + cfg.handshake_timeout;
     let (request, used) = loop {
         match websocket::parse_request(&buf, cfg.max_handshake_size) {
             Ok(Some(done)) => break done,
@@ -69,6 +68,7 @@ where
     let mut conn = Conn::new(
         enc,
         cfg.max_queue_bytes,
+        cfg.max_queue_messages,
         cfg.max_message_size + websocket::MAX_HEADER_LEN,
     );
     monoio::spawn(write_loop(wr, conn.peer.clone(), fd));
@@ -84,7 +84,7 @@ where
     R: AsyncReadRent,
     W: AsyncWriteRent,
 {
-    let deadline = monoio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = monoio::time::Instant::now() + shard.config.handshake_timeout;
     while let Ok(None) = websocket::parse_request(&buf, shard.config.max_handshake_size) {
         let read = monoio::time::timeout_at(deadline, read_more(&mut rd, buf)).await;
         let Ok((res, b)) = read else { return };

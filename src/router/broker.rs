@@ -363,7 +363,7 @@ impl Router {
                 continue;
             }
             if let Some(frame) = frames.get(peer.enc) {
-                self.push(peer, frame);
+                self.push_event(peer, frame);
             }
         }
         sub.remote

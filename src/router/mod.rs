@@ -97,15 +97,35 @@ pub enum Flow {
     Close,
 }
 
-/// Limits the router enforces per message.
+/// Limits and policies the router enforces per message and per session.
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_uri_len: usize,
+    pub slow_consumer: crate::config::SlowConsumerPolicy,
+    pub realm_policies: Vec<(String, crate::config::SlowConsumerPolicy)>,
+}
+
+impl Limits {
+    /// The limits a configuration sets.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Limits {
+            max_uri_len: c.max_uri_length,
+            slow_consumer: c.slow_consumer,
+            realm_policies: c.realm_policies.clone(),
+        }
+    }
+
+    fn policy_for(&self, realm: &str) -> crate::config::SlowConsumerPolicy {
+        self.realm_policies
+            .iter()
+            .find(|(r, _)| r == realm)
+            .map_or(self.slow_consumer, |(_, p)| *p)
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_uri_len: 2048 }
+        Limits::from_config(&crate::config::Config::default())
     }
 }
 
@@ -119,12 +139,12 @@ pub struct Conn {
 impl Conn {
     /// A connection whose messages use `enc`, with a queue bounded at `queue_bytes`, whose peer takes
     /// frames up to `max_frame` bytes.
-    pub fn new(enc: Encoding, queue_bytes: usize, max_frame: usize) -> Self {
+    pub fn new(enc: Encoding, queue_bytes: usize, queue_msgs: usize, max_frame: usize) -> Self {
         Conn {
             peer: Rc::new(Peer {
                 id: Cell::new(0),
                 enc,
-                outbox: Outbox::new(queue_bytes, max_frame),
+                outbox: Outbox::new(queue_bytes, queue_msgs, max_frame),
             }),
             session: None,
         }
@@ -156,13 +176,19 @@ pub struct Router {
     barriers: AHashMap<u64, Barrier>,
     next_token: u64,
     limits: Limits,
+    /// Slow-consumer policy per realm index.
+    policies: Vec<crate::config::SlowConsumerPolicy>,
 }
 
 impl Router {
     /// The router of shard `shard`.
     pub fn new(shard: usize, mesh: Arc<ShardMesh>, realms: Arc<Realms>, limits: Limits) -> Self {
         let shards = mesh.shards();
+        let policies = (0..realms.len())
+            .map(|i| limits.policy_for(realms.name(i)))
+            .collect();
         Router {
+            policies,
             shard,
             shards,
             local: (0..realms.len()).map(|_| RealmLocal::default()).collect(),
@@ -311,6 +337,7 @@ impl Router {
             id = ids::global();
         }
         conn.peer.id.set(id);
+        conn.peer.outbox.set_policy(self.policies[realm_idx]);
         conn.session = Some(id);
         self.sessions
             .insert(id, Session::new(conn.peer.clone(), realm_idx));
@@ -364,6 +391,13 @@ impl Router {
         let Some(session) = self.sessions.remove(&sid) else {
             return;
         };
+        if session.peer.outbox.dropped() > 0 {
+            tracing::info!(
+                session = sid,
+                dropped = session.peer.outbox.dropped(),
+                "session ended; events were dropped for it while it was slow"
+            );
+        }
         let realm = session.realm;
         for id in session.subscriptions.iter().copied() {
             self.drop_subscriber(realm, id, sid);
@@ -470,6 +504,11 @@ impl Router {
         }
     }
 
+    /// True while messages for other shards are staged because a ring was full.
+    pub fn backlogged(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Pushes everything staged for other shards into the mesh, one wake-up per destination. Returns
     /// true if a ring was full and messages are still staged (the caller retries later).
     pub fn flush(&mut self) -> bool {
@@ -483,8 +522,12 @@ impl Router {
 
     /// Queues a finished frame on a peer's outbox.
     pub(crate) fn push(&self, peer: &Peer, frame: Bytes) {
-        match peer.outbox.push(frame) {
-            Push::Queued | Push::Closed => {}
+        self.log_push(peer, peer.outbox.push(frame));
+    }
+
+    fn log_push(&self, peer: &Peer, outcome: Push) {
+        match outcome {
+            Push::Queued | Push::Closed | Push::Dropped => {}
             Push::Overflowed => tracing::warn!(
                 session = peer.id.get(),
                 "closing session: its outbound queue exceeded the limit (slow consumer)"
@@ -493,6 +536,19 @@ impl Router {
                 session = peer.id.get(),
                 "dropped a message larger than the peer accepts"
             ),
+        }
+    }
+
+    /// Queues an EVENT frame: the realm's slow-consumer policy decides what a full queue means.
+    pub(crate) fn push_event(&self, peer: &Peer, frame: Bytes) {
+        match peer.outbox.push_event(frame) {
+            Push::Dropped if peer.outbox.dropped().is_power_of_two() => tracing::warn!(
+                session = peer.id.get(),
+                dropped = peer.outbox.dropped(),
+                "dropping events for a slow consumer (queue full)"
+            ),
+            Push::Dropped => {}
+            other => self.log_push(peer, other),
         }
     }
 

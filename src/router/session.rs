@@ -6,7 +6,7 @@
 //! router's memory growing without bound. Everything queued during one loop turn is written by one
 //! write call, because the writer task only runs after the task that queued has yielded.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
@@ -15,6 +15,7 @@ use ahash::AHashMap;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use crate::config::SlowConsumerPolicy;
 use crate::router::wire::Encoding;
 
 /// Why an outbox stopped accepting frames.
@@ -43,6 +44,11 @@ struct OutboxState {
 pub struct Outbox {
     state: RefCell<OutboxState>,
     limit_bytes: usize,
+    limit_msgs: usize,
+    /// What a full queue means for EVENTs (set from the realm at HELLO).
+    policy: Cell<SlowConsumerPolicy>,
+    /// EVENTs dropped under the `drop` policy.
+    dropped: Cell<u64>,
     /// Largest frame the peer accepts (RawSocket negotiates it; WebSocket peers take our maximum).
     max_frame: usize,
 }
@@ -55,14 +61,20 @@ pub enum Push {
     Closed,
     /// This push overflowed the queue; the session is now being closed.
     Overflowed,
+    /// The queue is full and the realm's policy drops EVENTs: this one was dropped.
+    Dropped,
     /// The frame is larger than the peer accepts and was dropped.
     TooLarge,
 }
 
 impl Outbox {
-    /// A queue bounded at `limit_bytes` for a peer that accepts frames up to `max_frame` bytes.
-    pub fn new(limit_bytes: usize, max_frame: usize) -> Self {
+    /// A queue bounded at `limit_bytes` and `limit_msgs` for a peer that accepts frames up to
+    /// `max_frame` bytes.
+    pub fn new(limit_bytes: usize, limit_msgs: usize, max_frame: usize) -> Self {
         Outbox {
+            limit_msgs,
+            policy: Cell::new(SlowConsumerPolicy::Disconnect),
+            dropped: Cell::new(0),
             state: RefCell::new(OutboxState {
                 queue: VecDeque::new(),
                 bytes: 0,
@@ -75,7 +87,31 @@ impl Outbox {
         }
     }
 
-    /// Queues one finished frame for writing.
+    /// Sets what a full queue means for EVENTs.
+    pub fn set_policy(&self, policy: SlowConsumerPolicy) {
+        self.policy.set(policy);
+    }
+
+    /// EVENTs dropped so far under the `drop` policy.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+
+    /// Queues an EVENT: under the `drop` policy a full queue drops it instead of closing.
+    pub fn push_event(&self, frame: Bytes) -> Push {
+        if self.policy.get() == SlowConsumerPolicy::Drop && self.is_full_for(frame.len()) {
+            self.dropped.set(self.dropped.get() + 1);
+            return Push::Dropped;
+        }
+        self.push(frame)
+    }
+
+    fn is_full_for(&self, len: usize) -> bool {
+        let st = self.state.borrow();
+        st.bytes + len > self.limit_bytes || st.queue.len() >= self.limit_msgs
+    }
+
+    /// Queues one finished frame for writing; a full queue closes the session.
     pub fn push(&self, frame: Bytes) -> Push {
         let mut st = self.state.borrow_mut();
         if st.closed != Closed::No {
@@ -85,7 +121,7 @@ impl Outbox {
             st.oversized += 1;
             return Push::TooLarge;
         }
-        if st.bytes + frame.len() > self.limit_bytes {
+        if st.bytes + frame.len() > self.limit_bytes || st.queue.len() >= self.limit_msgs {
             st.closed = Closed::Overflow;
             st.queue.clear();
             st.bytes = 0;
@@ -224,8 +260,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn drop_policy_drops_events_but_never_results() {
+        let ob = Outbox::new(100, 1000, 1000);
+        ob.set_policy(SlowConsumerPolicy::Drop);
+        assert_eq!(ob.push_event(Bytes::from(vec![0u8; 60])), Push::Queued);
+        assert_eq!(ob.push_event(Bytes::from(vec![0u8; 60])), Push::Dropped);
+        assert_eq!(ob.dropped(), 1);
+        assert_eq!(ob.closed(), Closed::No);
+        // A RESULT that does not fit closes the session instead of vanishing.
+        assert_eq!(ob.push(Bytes::from(vec![0u8; 60])), Push::Overflowed);
+        assert_eq!(ob.closed(), Closed::Overflow);
+    }
+
+    #[test]
+    fn message_count_bound_applies_too() {
+        let ob = Outbox::new(1 << 20, 2, 1000);
+        assert_eq!(ob.push(Bytes::from_static(b"a")), Push::Queued);
+        assert_eq!(ob.push(Bytes::from_static(b"b")), Push::Queued);
+        assert_eq!(ob.push(Bytes::from_static(b"c")), Push::Overflowed);
+    }
+
+    #[test]
     fn overflow_closes_and_drops_queue() {
-        let ob = Outbox::new(100, 1000);
+        let ob = Outbox::new(100, 1000, 1000);
         assert_eq!(ob.push(Bytes::from(vec![0u8; 60])), Push::Queued);
         assert_eq!(ob.push(Bytes::from(vec![0u8; 60])), Push::Overflowed);
         assert_eq!(ob.closed(), Closed::Overflow);
@@ -235,7 +292,7 @@ mod tests {
 
     #[test]
     fn oversized_frames_are_refused_not_fatal() {
-        let ob = Outbox::new(10_000, 10);
+        let ob = Outbox::new(10_000, 1000, 10);
         assert_eq!(ob.push(Bytes::from(vec![0u8; 11])), Push::TooLarge);
         assert_eq!(ob.push(Bytes::from(vec![0u8; 10])), Push::Queued);
         assert_eq!(ob.closed(), Closed::No);
