@@ -54,6 +54,12 @@ pub struct Config {
     pub hello_timeout: std::time::Duration,
     /// Longest URI accepted (topics, procedures, patterns).
     pub max_uri_length: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions_per_session: usize,
+    /// Registrations one session may hold.
+    pub max_registrations_per_session: usize,
+    /// Unanswered INVOCATIONs one callee may have before new calls to it fail fast.
+    pub max_pending_invocations: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, HTTP 503).
     pub max_sessions: usize,
     /// Largest HTTP upgrade request accepted.
@@ -81,6 +87,9 @@ impl Default for Config {
             handshake_timeout: std::time::Duration::from_secs(10),
             hello_timeout: std::time::Duration::from_secs(10),
             max_uri_length: 2048,
+            max_subscriptions_per_session: 10_000,
+            max_registrations_per_session: 10_000,
+            max_pending_invocations: 10_000,
             max_sessions: 100_000,
             max_handshake_size: 16 * 1024,
             pin_cores: true,

@@ -54,6 +54,16 @@ struct Args {
     /// Longest topic or procedure URI accepted.
     #[arg(long, value_name = "BYTES", default_value_t = 2048)]
     max_uri_length: usize,
+    /// Subscriptions one session may hold (more get `wamp.error.unavailable`).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_subscriptions_per_session: usize,
+    /// Registrations one session may hold (more get `wamp.error.unavailable`).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_registrations_per_session: usize,
+    /// Unanswered calls one callee may have; further calls to it fail fast with
+    /// `wamp.error.unavailable`.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_pending_invocations: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, WebSocket HTTP 503).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_sessions: usize,
@@ -102,6 +112,9 @@ fn main() {
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.hello_timeout = Duration::from_secs(args.hello_timeout);
     config.max_uri_length = args.max_uri_length;
+    config.max_subscriptions_per_session = args.max_subscriptions_per_session;
+    config.max_registrations_per_session = args.max_registrations_per_session;
+    config.max_pending_invocations = args.max_pending_invocations;
     config.pin_cores = !args.no_pin;
 
     if let Err(e) = wampd::server::run(config) {

@@ -820,9 +820,15 @@ fn silent_connections_are_closed_by_the_handshake_and_hello_timeouts() {
     let start = std::time::Instant::now();
     // Nothing at all after connecting: the handshake timeout closes it.
     let mut silent = std::net::TcpStream::connect(&r.addr).unwrap();
-    silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(silent.read(&mut buf).unwrap_or(0), 0, "closed without a word");
+    assert_eq!(
+        silent.read(&mut buf).unwrap_or(0),
+        0,
+        "closed without a word"
+    );
     // A RawSocket handshake but no HELLO: the HELLO timeout closes it.
     let mut c = Client::rawsocket(&r.addr, JSON);
     c.set_timeout(Duration::from_secs(5));
@@ -832,4 +838,64 @@ fn silent_connections_are_closed_by_the_handshake_and_hello_timeouts() {
     let mut ok = Client::join(&r.addr, JSON);
     std::thread::sleep(Duration::from_millis(1500));
     ok.publish_ack("still.here", list(vec![]));
+}
+
+#[test]
+fn per_session_limits_answer_unavailable() {
+    let r = Router::start(
+        2,
+        &[
+            "--max-subscriptions-per-session",
+            "2",
+            "--max-registrations-per-session",
+            "1",
+            "--max-pending-invocations",
+            "2",
+        ],
+    );
+    let mut a = Client::join(&r.addr, JSON);
+    a.subscribe("l.one");
+    a.subscribe("l.two");
+    let request = a.req();
+    a.send(&Message::Subscribe {
+        request,
+        options: Val::empty_dict(),
+        topic: Cow::Borrowed("l.three"),
+    });
+    expect_error(&mut a, codes::SUBSCRIBE, request, "wamp.error.unavailable");
+
+    // A callee that never answers: the third call in flight fails fast.
+    let mut callee = Client::join(&r.addr, MSGPACK);
+    callee.register("l.slow");
+    let request = callee.req();
+    callee.send(&Message::Register {
+        request,
+        options: Val::empty_dict(),
+        procedure: Cow::Borrowed("l.other"),
+    });
+    expect_error(
+        &mut callee,
+        codes::REGISTER,
+        request,
+        "wamp.error.unavailable",
+    );
+    let mut caller = Client::join(&r.addr, CBOR);
+    let mut requests = Vec::new();
+    for _ in 0..3 {
+        let request = caller.req();
+        requests.push(request);
+        caller.send(&Message::Call {
+            request,
+            options: Val::empty_dict(),
+            procedure: Cow::Borrowed("l.slow"),
+            args: None,
+            kwargs: None,
+        });
+    }
+    expect_error(
+        &mut caller,
+        codes::CALL,
+        requests[2],
+        "wamp.error.unavailable",
+    );
 }

@@ -173,6 +173,10 @@ impl Router {
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;
         };
+        if session.subscriptions.len() >= self.limits.max_subscriptions {
+            self.reply_error(sid, codes::SUBSCRIBE, request, errors::UNAVAILABLE);
+            return Flow::Continue;
+        }
         let (realm, peer) = (session.realm, session.peer.clone());
         let broker = &mut self.local[realm].broker;
 

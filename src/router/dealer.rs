@@ -117,6 +117,10 @@ impl Router {
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;
         };
+        if session.registrations.len() >= self.limits.max_registrations {
+            self.reply_error(sid, codes::REGISTER, request, errors::UNAVAILABLE);
+            return Flow::Continue;
+        }
         let (realm, peer) = (session.realm, session.peer.clone());
         let claimed = self
             .realms
@@ -263,6 +267,18 @@ impl Router {
             }
             return;
         };
+        if callee.invocations.len() >= self.limits.max_pending_invocations {
+            // The callee is not keeping up: fail fast rather than queue without bound.
+            if let Some(err) = error_frame(
+                inv.caller_enc,
+                inv.caller_request,
+                errors::UNAVAILABLE,
+                "the callee has too many calls in progress",
+            ) {
+                self.send_to_session(inv.caller_shard, inv.caller, err);
+            }
+            return;
+        }
         let request = callee.invocation_id();
         callee.invocations.insert(
             request,

@@ -101,6 +101,12 @@ pub enum Flow {
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_uri_len: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions: usize,
+    /// Registrations one session may hold.
+    pub max_registrations: usize,
+    /// INVOCATIONs one callee may have unanswered; further calls fail with `wamp.error.unavailable`.
+    pub max_pending_invocations: usize,
     pub slow_consumer: crate::config::SlowConsumerPolicy,
     pub realm_policies: Vec<(String, crate::config::SlowConsumerPolicy)>,
 }
@@ -110,6 +116,9 @@ impl Limits {
     pub fn from_config(c: &crate::config::Config) -> Self {
         Limits {
             max_uri_len: c.max_uri_length,
+            max_subscriptions: c.max_subscriptions_per_session,
+            max_registrations: c.max_registrations_per_session,
+            max_pending_invocations: c.max_pending_invocations,
             slow_consumer: c.slow_consumer,
             realm_policies: c.realm_policies.clone(),
         }
