@@ -54,6 +54,9 @@ pub struct Config {
     pub hello_timeout: std::time::Duration,
     /// Longest URI accepted (topics, procedures, patterns).
     pub max_uri_length: usize,
+    /// Accept request ids that do not count up by one (the spec requires they do; some old clients
+    /// send random ids).
+    pub lenient_request_ids: bool,
     /// Subscriptions one session may hold.
     pub max_subscriptions_per_session: usize,
     /// Registrations one session may hold.
@@ -87,6 +90,7 @@ impl Default for Config {
             handshake_timeout: std::time::Duration::from_secs(10),
             hello_timeout: std::time::Duration::from_secs(10),
             max_uri_length: 2048,
+            lenient_request_ids: false,
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
             max_pending_invocations: 10_000,

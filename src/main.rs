@@ -54,6 +54,10 @@ struct Args {
     /// Longest topic or procedure URI accepted.
     #[arg(long, value_name = "BYTES", default_value_t = 2048)]
     max_uri_length: usize,
+    /// Accept session-scope request ids that do not count up by one per request (the spec makes
+    /// that a protocol violation; some old clients send random ids).
+    #[arg(long)]
+    lenient_request_ids: bool,
     /// Subscriptions one session may hold (more get `wamp.error.unavailable`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_subscriptions_per_session: usize,
@@ -112,6 +116,7 @@ fn main() {
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.hello_timeout = Duration::from_secs(args.hello_timeout);
     config.max_uri_length = args.max_uri_length;
+    config.lenient_request_ids = args.lenient_request_ids;
     config.max_subscriptions_per_session = args.max_subscriptions_per_session;
     config.max_registrations_per_session = args.max_registrations_per_session;
     config.max_pending_invocations = args.max_pending_invocations;

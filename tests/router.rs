@@ -899,3 +899,17 @@ fn per_session_limits_answer_unavailable() {
         "wamp.error.unavailable",
     );
 }
+
+#[test]
+fn request_ids_must_count_up_by_one_unless_lenient() {
+    let r = Router::start(1, &[]);
+    let mut c = Client::join(&r.addr, JSON);
+    c.subscribe("seq.a"); // request 1
+    c.send_raw(br#"[16, 5, {"acknowledge": true}, "seq.a", []]"#);
+    c.expect_abort("wamp.error.protocol_violation");
+
+    let r = Router::start(1, &["--lenient-request-ids"]);
+    let mut c = Client::join(&r.addr, JSON);
+    c.send_raw(br#"[16, 77, {"acknowledge": true}, "seq.a", []]"#);
+    c.recv_with(|m| assert!(matches!(m, Message::Published { request: 77, .. }), "{m:?}"));
+}

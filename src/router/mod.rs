@@ -101,6 +101,8 @@ pub enum Flow {
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_uri_len: usize,
+    /// Enforce the spec's sequential session-scope request ids.
+    pub strict_request_ids: bool,
     /// Subscriptions one session may hold.
     pub max_subscriptions: usize,
     /// Registrations one session may hold.
@@ -116,6 +118,7 @@ impl Limits {
     pub fn from_config(c: &crate::config::Config) -> Self {
         Limits {
             max_uri_len: c.max_uri_length,
+            strict_request_ids: !c.lenient_request_ids,
             max_subscriptions: c.max_subscriptions_per_session,
             max_registrations: c.max_registrations_per_session,
             max_pending_invocations: c.max_pending_invocations,
@@ -227,6 +230,14 @@ impl Router {
         };
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
+        }
+        if let Some(id) = new_request_id(&msg) {
+            if !self.next_request_in_sequence(sid, id) {
+                return self.violation(
+                    conn,
+                    &format!("request id {id} is not the next in the session's sequence"),
+                );
+            }
         }
         if let Err(e) = msg.check_options() {
             return self.violation(conn, &e.to_string());
@@ -415,6 +426,22 @@ impl Router {
             self.drop_registration(realm, id);
         }
         self.fail_invocations(session.invocations.into_values());
+    }
+
+    /// Checks and records the session-scope request id `id` (1, 2, 3 ... wrapping to 1 after 2^53, as
+    /// the spec requires of clients), unless the router was told to be lenient.
+    fn next_request_in_sequence(&mut self, sid: u64, id: u64) -> bool {
+        let strict = self.limits.strict_request_ids;
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return true;
+        };
+        let expected = if session.last_request >= ids::MAX_ID {
+            1
+        } else {
+            session.last_request + 1
+        };
+        session.last_request = id;
+        !strict || id == expected
     }
 
     /// The match policy named in SUBSCRIBE/REGISTER options; answers ERROR and returns None if invalid.
@@ -664,6 +691,19 @@ impl Router {
                 self.push(&peer, bytes);
             }
         }
+    }
+}
+
+/// The request id of a message that starts a new request (these must count up by one per session).
+fn new_request_id(msg: &Message<'_>) -> Option<u64> {
+    match msg {
+        Message::Publish { request, .. }
+        | Message::Subscribe { request, .. }
+        | Message::Unsubscribe { request, .. }
+        | Message::Call { request, .. }
+        | Message::Register { request, .. }
+        | Message::Unregister { request, .. } => Some(*request),
+        _ => None,
     }
 }
 

@@ -233,6 +233,8 @@ pub struct Session {
     pub invocations: AHashMap<u64, PendingInvocation>,
     /// Router-scope request id counter for INVOCATIONs to this session.
     pub next_invocation: u64,
+    /// The last session-scope request id the client used (they must count up by one).
+    pub last_request: u64,
 }
 
 impl Session {
@@ -245,6 +247,7 @@ impl Session {
             registrations: SmallVec::new(),
             invocations: AHashMap::new(),
             next_invocation: 0,
+            last_request: 0,
         }
     }
 
