@@ -548,19 +548,20 @@ fn rawsocket_negotiated_length_is_enforced_both_ways() {
 
 #[test]
 fn bad_input_closes_only_that_connection() {
-    let r = Router::start(2, &[]);
-    let mut sub = Client::join(&r.addr, MSGPACK);
-    let mut publ = Client::join_ws(&r.addr, JSON);
-    sub.subscribe("bystander.t");
+    let r = Router::start(2, &["--max-message-size", "65536"]);
+    let mut by = Bystanders::new(&r.addr);
 
-    // A catalogue of bad input, each on its own connection.
+    // A catalogue of bad input, each on its own connection, each followed by a check that the
+    // bystanders on both shards still exchange events and calls.
     let mut bad = Client::join(&r.addr, JSON);
     bad.send_raw(b"[16, 1, {}, \"t\", [1, 2"); // truncated JSON
     bad.expect_abort("wamp.error.protocol_violation");
+    by.check();
 
     let mut bad = Client::join(&r.addr, JSON);
     bad.send_raw(b"[16, \"one\", {}, \"t\"]"); // wrong type
     bad.expect_abort("wamp.error.protocol_violation");
+    by.check();
 
     let mut bad = Client::join(&r.addr, JSON);
     bad.send_raw(b"[999, 1]"); // unknown code
@@ -570,20 +571,57 @@ fn bad_input_closes_only_that_connection() {
     bad.send_raw(b"[32, 1, {}]"); // wrong arity
     bad.expect_abort("wamp.error.protocol_violation");
 
+    let mut bad = Client::join(&r.addr, JSON);
+    bad.send_raw(b"[]"); // empty message
+    bad.expect_abort("wamp.error.protocol_violation");
+    by.check();
+
     let mut bad = Client::join(&r.addr, MSGPACK);
     bad.send_raw(&[0x93, 0x10, 0xc1, 0xff]); // msgpack reserved byte
+    bad.expect_abort("wamp.error.protocol_violation");
+
+    let mut bad = Client::join(&r.addr, CBOR);
+    bad.send_raw(&[0x9f, 0x10, 0x01]); // CBOR indefinite array never closed
     bad.expect_abort("wamp.error.protocol_violation");
 
     let mut bad = Client::join(&r.addr, JSON);
     bad.send_raw(b"[16, 0, {}, \"t\"]"); // request id 0 is out of range
     bad.expect_abort("wamp.error.protocol_violation");
 
+    let mut bad = Client::join(&r.addr, JSON);
+    bad.send_raw(b"[16, 9007199254740993, {}, \"t\"]"); // request id above 2^53
+    bad.expect_abort("wamp.error.protocol_violation");
+
+    let mut bad = Client::join(&r.addr, JSON);
+    bad.send_raw(b"[36, 1, 2, {}, []]"); // a router-to-client message
+    bad.expect_abort("wamp.error.protocol_violation");
+
+    let mut bad = Client::join(&r.addr, JSON);
+    bad.send_raw(b"[70, 99, {}, []]"); // YIELD for an invocation that does not exist: ignored
+    bad.publish_ack("still.fine", list(vec![]));
+    by.check();
+
     let mut bad = Client::join_ws(&r.addr, JSON);
     bad.write_socket(&[0x81, 0x05, b'h', b'e', b'l', b'l', b'o']); // unmasked client frame
     bad.expect_closed();
 
+    let mut bad = Client::join_ws(&r.addr, JSON);
+    // A masked text frame whose payload is not UTF-8.
+    bad.write_socket(&[0x81, 0x82, 0, 0, 0, 0, 0xc3, 0x28]);
+    bad.expect_closed();
+
+    let mut bad = Client::join_ws(&r.addr, JSON);
+    // A 64-bit length far beyond the maximum message size.
+    bad.write_socket(&[0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4]);
+    bad.expect_closed();
+    by.check();
+
     let mut bad = Client::rawsocket(&r.addr, JSON);
     bad.write_socket(&[0x00, 0xFF, 0xFF, 0xFF]); // length beyond the negotiated maximum
+    bad.expect_closed();
+
+    let mut bad = Client::rawsocket(&r.addr, JSON);
+    bad.write_socket(&[0x07, 0, 0, 1, 0]); // reserved RawSocket frame type
     bad.expect_closed();
 
     let mut garbage = std::net::TcpStream::connect(&r.addr).unwrap();
@@ -593,11 +631,78 @@ fn bad_input_closes_only_that_connection() {
         .unwrap();
     drop(garbage);
 
+    let mut truncated = Client::join(&r.addr, MSGPACK);
+    truncated.write_socket(&[0x00, 0x00, 0x00, 0x40, 0x95, 0x10]); // frame cut off, then gone
+    drop(truncated);
+
     // The bystanders never noticed.
-    for i in 0..20u64 {
-        publ.publish_ack("bystander.t", list(vec![Val::UInt(i)]));
-        let (_, _, args, _) = sub.event();
-        assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(i)])));
+    for _ in 0..20 {
+        by.check();
+    }
+}
+
+/// Two sessions on different shards that keep exchanging events and calls.
+struct Bystanders {
+    sub: Client,
+    publ: Client,
+    callee: Client,
+    caller: Client,
+    n: u64,
+}
+
+impl Bystanders {
+    fn new(addr: &str) -> Self {
+        let mut sub = Client::join(addr, MSGPACK);
+        let mut publ = Client::join_ws(addr, JSON);
+        let mut callee = Client::join(addr, CBOR);
+        let caller = Client::join_ws(addr, MSGPACK);
+        sub.subscribe("bystander.t");
+        callee.register("bystander.p");
+        let _ = &mut publ;
+        Bystanders {
+            sub,
+            publ,
+            callee,
+            caller,
+            n: 0,
+        }
+    }
+
+    /// One event and one call round trip, both checked.
+    fn check(&mut self) {
+        self.n += 1;
+        let n = self.n;
+        self.publ
+            .publish_ack("bystander.t", list(vec![Val::UInt(n)]));
+        let (_, _, args, _) = self.sub.event();
+        assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(n)])));
+        let request = self.caller.req();
+        self.caller.send(&Message::Call {
+            request,
+            options: Val::empty_dict(),
+            procedure: Cow::Borrowed("bystander.p"),
+            args: Some(list(vec![Val::UInt(n)])),
+            kwargs: None,
+        });
+        let inv = self.callee.recv_with(|m| match m {
+            Message::Invocation { request, .. } => request,
+            other => panic!("{other:?}"),
+        });
+        self.callee.send(&Message::Yield {
+            request: inv,
+            options: Val::empty_dict(),
+            args: Some(list(vec![Val::UInt(n * 2)])),
+            kwargs: None,
+        });
+        self.caller.recv_with(|m| match m {
+            Message::Result {
+                request: r, args, ..
+            } => {
+                assert_eq!(r, request);
+                assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(n * 2)])));
+            }
+            other => panic!("{other:?}"),
+        });
     }
 }
 

@@ -278,8 +278,11 @@ impl Client {
         f(msg)
     }
 
-    /// Expects the connection to end (after draining any messages for which `allow` is true).
+    /// Expects the connection to end promptly (after at most an ABORT or GOODBYE); a connection that
+    /// merely stays silent fails this.
     pub fn expect_closed(&mut self) {
+        let start = std::time::Instant::now();
+        self.set_timeout(Duration::from_secs(6));
         while let Some(frame) = self.recv() {
             let msg = Message::parse(self.ser, &frame).expect("valid message");
             assert!(
@@ -287,6 +290,11 @@ impl Client {
                 "expected the connection to close, got {msg:?}"
             );
         }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the connection was not closed (only silent)"
+        );
+        self.set_timeout(TIMEOUT);
     }
 
     /// Expects ABORT with `reason`.
