@@ -52,6 +52,8 @@ pub struct Config {
     pub handshake_timeout: std::time::Duration,
     /// Seconds after the transport handshake within which HELLO must arrive.
     pub hello_timeout: std::time::Duration,
+    /// A session silent this long gets a transport ping; silent for as long again, it is closed.
+    pub idle_timeout: Option<std::time::Duration>,
     /// Longest URI accepted (topics, procedures, patterns).
     pub max_uri_length: usize,
     /// Accept request ids that do not count up by one (the spec requires they do; some old clients
@@ -89,6 +91,7 @@ impl Default for Config {
             realm_policies: Vec::new(),
             handshake_timeout: std::time::Duration::from_secs(10),
             hello_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: None,
             max_uri_length: 2048,
             lenient_request_ids: false,
             max_subscriptions_per_session: 10_000,

@@ -51,6 +51,10 @@ struct Args {
     /// Seconds within which HELLO must follow the transport handshake.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     hello_timeout: u64,
+    /// Seconds of silence after which a session is pinged (WebSocket ping, RawSocket PING); silent
+    /// for as long again, it is closed. 0 turns this off.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    idle_timeout: u64,
     /// Longest topic or procedure URI accepted.
     #[arg(long, value_name = "BYTES", default_value_t = 2048)]
     max_uri_length: usize,
@@ -116,6 +120,7 @@ fn main() {
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.hello_timeout = Duration::from_secs(args.hello_timeout);
     config.max_uri_length = args.max_uri_length;
+    config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
     config.lenient_request_ids = args.lenient_request_ids;
     config.max_subscriptions_per_session = args.max_subscriptions_per_session;
     config.max_registrations_per_session = args.max_registrations_per_session;

@@ -1018,3 +1018,28 @@ fn request_ids_must_count_up_by_one_unless_lenient() {
     c.send_raw(br#"[16, 77, {"acknowledge": true}, "seq.a", []]"#);
     c.recv_with(|m| assert!(matches!(m, Message::Published { request: 77, .. }), "{m:?}"));
 }
+
+#[test]
+fn idle_sessions_are_pinged_and_closed_when_silent() {
+    let r = Router::start(2, &["--idle-timeout", "1"]);
+    let mut busy = Client::join(&r.addr, MSGPACK);
+    // A peer that never answers pings is closed after two idle periods.
+    let mut silent = Client::join(&r.addr, JSON);
+    let start = std::time::Instant::now();
+    let watcher = std::thread::spawn(move || {
+        silent.set_timeout(Duration::from_secs(8));
+        let gone = silent.recv().is_none();
+        (gone, start.elapsed())
+    });
+    // A peer with traffic is never idle.
+    for _ in 0..7 {
+        busy.publish_ack("idle.t", list(vec![]));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (gone, took) = watcher.join().unwrap();
+    assert!(gone);
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
+}

@@ -193,6 +193,41 @@ pub(crate) trait Deframer {
     fn next(&mut self, buf: &mut BytesMut) -> Option<Inbound>;
     /// The frame that ends the transport when the router ends the session (WebSocket close), if any.
     fn goodbye_frame(&self) -> Option<bytes::Bytes>;
+    /// A transport-level ping, sent to an idle peer to see whether it is still there.
+    fn ping_frame(&self) -> bytes::Bytes;
+}
+
+/// Watches an established connection: after `idle` without a byte from the peer it sends a ping;
+/// after another `idle` of silence it shuts the socket down, which ends the reader (and the session)
+/// as a closed connection would. It never cancels a read, so no received byte can be lost.
+async fn idle_watchdog(
+    idle: Duration,
+    last_rx: Rc<std::cell::Cell<std::time::Instant>>,
+    peer: Rc<Peer>,
+    ping: bytes::Bytes,
+    fd: RawFd,
+) {
+    let mut pinged = false;
+    loop {
+        monoio::time::sleep(idle).await;
+        if peer.outbox.closed() != Closed::No {
+            return;
+        }
+        if last_rx.get().elapsed() < idle {
+            pinged = false;
+        } else if !pinged {
+            peer.outbox.push(ping.clone());
+            pinged = true;
+        } else {
+            tracing::debug!(
+                session = peer.id.get(),
+                "closing a session idle for too long"
+            );
+            peer.outbox.fail();
+            kick(fd);
+            return;
+        }
+    }
 }
 
 /// Hands a frame to the router. A panic while handling it (a bug, never expected) is contained to
@@ -229,8 +264,19 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
     mut buf: BytesMut,
     conn: &mut crate::router::Conn,
     deframer: &mut D,
+    fd: RawFd,
 ) {
     let hello_deadline = monoio::time::Instant::now() + shard.config.hello_timeout;
+    let last_rx = Rc::new(std::cell::Cell::new(std::time::Instant::now()));
+    if let Some(idle) = shard.config.idle_timeout {
+        monoio::spawn(idle_watchdog(
+            idle,
+            last_rx.clone(),
+            conn.peer.clone(),
+            deframer.ping_frame(),
+            fd,
+        ));
+    }
     'conn: loop {
         while let Some(unit) = deframer.next(&mut buf) {
             match unit {
@@ -275,7 +321,7 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
         };
         buf = b;
         match res {
-            Ok(n) if n > 0 => {}
+            Ok(n) if n > 0 => last_rx.set(std::time::Instant::now()),
             _ => break,
         }
     }

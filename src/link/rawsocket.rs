@@ -61,7 +61,7 @@ where
     let mut deframer = RsDeframer {
         decoder: rawsocket::Decoder::new(accept),
     };
-    run_session(&shard, &mut rd, buf, &mut conn, &mut deframer).await;
+    run_session(&shard, &mut rd, buf, &mut conn, &mut deframer, fd).await;
 }
 
 /// Refuses a connection over the session limit: RawSocket handshake error 4.
@@ -102,5 +102,12 @@ impl Deframer for RsDeframer {
 
     fn goodbye_frame(&self) -> Option<Bytes> {
         None
+    }
+
+    fn ping_frame(&self) -> Bytes {
+        let mut v = Vec::with_capacity(9);
+        v.extend_from_slice(&rawsocket::header(FrameType::Ping, 5));
+        v.extend_from_slice(b"wampd");
+        Bytes::from(v)
     }
 }

@@ -75,7 +75,7 @@ where
     let mut deframer = WsDeframer {
         decoder: websocket::Decoder::new(Role::Server, cfg.max_message_size),
     };
-    run_session(&shard, &mut rd, buf, &mut conn, &mut deframer).await;
+    run_session(&shard, &mut rd, buf, &mut conn, &mut deframer, fd).await;
 }
 
 /// Refuses a connection over the session limit: reads the upgrade request, answers 503.
@@ -145,5 +145,9 @@ impl Deframer for WsDeframer {
 
     fn goodbye_frame(&self) -> Option<Bytes> {
         Some(control(Opcode::Close, &websocket::close_payload(1000, "")))
+    }
+
+    fn ping_frame(&self) -> Bytes {
+        control(Opcode::Ping, b"wampd")
     }
 }
