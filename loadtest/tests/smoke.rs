@@ -1,76 +1,11 @@
 //! End to end: start a wampd router and run short fanout, rpc and connect scenarios against it.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The router binary: next to this test's target directory, or under $CARGO_TARGET_DIR.
-fn find_wampd() -> Option<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        // target/<profile>/deps/smoke-<hash>
-        if let Some(profile_dir) = exe.parent().and_then(|d| d.parent()) {
-            dirs.push(profile_dir.to_path_buf());
-            if let Some(target) = profile_dir.parent() {
-                dirs.push(target.join("release"));
-                dirs.push(target.join("debug"));
-            }
-        }
-    }
-    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
-        dirs.push(PathBuf::from(&t).join("release"));
-        dirs.push(PathBuf::from(&t).join("debug"));
-    }
-    let ws = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("target");
-    dirs.push(ws.join("release"));
-    dirs.push(ws.join("debug"));
-    dirs.into_iter()
-        .map(|d| d.join("wampd"))
-        .find(|p| p.is_file())
-}
-
-struct Router(Child);
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
-
-fn start_router(bin: &PathBuf) -> (Router, u16) {
-    for _ in 0..5 {
-        let port = free_port();
-        let mut child = Command::new(bin)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--shards", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wampd");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let router = Router(child);
-        if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
-            return (router, port);
-        }
-    }
-    panic!("wampd did not start");
-}
+use common::{find_wampd, start_router};
 
 fn wampload(args: &[&str]) -> serde_json::Value {
     let json = std::env::temp_dir().join(format!(
@@ -106,9 +41,9 @@ fn fanout_rpc_connect_against_wampd() {
         eprintln!("smoke test skipped: no wampd binary found (run `cargo build --release --bin wampd` first)");
         return;
     };
-    let (router, port) = start_router(&bin);
-    let rs = format!("rs://127.0.0.1:{port}");
-    let ws = format!("ws://127.0.0.1:{port}/ws");
+    let (router, addr) = start_router(&bin, &["--shards", "1"]);
+    let rs = format!("rs://{addr}");
+    let ws = format!("ws://{addr}/ws");
 
     let f = wampload(&[
         "fanout",

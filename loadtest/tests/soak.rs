@@ -8,70 +8,12 @@
 //! `WAMPD_SOAK_SECS=600 cargo test --release -p wampload --test soak -- --nocapture`
 //! (or `bash loadtest/soak.sh`).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn find_wampd() -> Option<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(profile_dir) = exe.parent().and_then(|d| d.parent()) {
-            dirs.push(profile_dir.to_path_buf());
-        }
-    }
-    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
-        dirs.push(PathBuf::from(t).join("release"));
-    }
-    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release"));
-    dirs.into_iter()
-        .map(|d| d.join("wampd"))
-        .find(|p| p.is_file())
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_router(bin: &Path) -> (Killed, String) {
-    let mut child = Command::new(bin)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-            "--log-level",
-            "warn",
-        ])
-        // The two fanout runs use the same topic names: separate realms keep them apart.
-        .args(["--realm", "realm1", "--realm", "realm2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start wampd");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("start line");
-    let addr = line
-        .split("tcp://")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .expect("address")
-        .to_string();
-    (Killed(child), addr)
-}
+use common::{find_wampd, start_router, Killed};
 
 /// (RSS KiB, open descriptors) of process `pid`.
 fn sample(pid: u32) -> (u64, usize) {
@@ -103,7 +45,11 @@ fn two_thousand_sessions_mixed_load_stays_flat() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
-    let (router, addr) = start_router(&wampd);
+    // The two fanout runs use the same topic names: separate realms keep them apart.
+    let (router, addr) = start_router(
+        &wampd,
+        &["--shards", "2", "--realm", "realm1", "--realm", "realm2"],
+    );
     let pid = router.0.id();
     std::thread::sleep(Duration::from_millis(300));
     let (_, fds_before) = sample(pid);
