@@ -156,7 +156,13 @@ pub fn transcode(p: Payload<'_>, to: Serializer, out: &mut Vec<u8>) -> Result<()
         return Ok(());
     }
     if p.ser == Serializer::Json {
-        return json::with_decoded_simd(p.bytes, |v| encode_in(v, to, out));
+        let start = out.len();
+        if json::with_decoded_simd(p.bytes, |v| encode_in(v, to, out)).is_ok() {
+            return Ok(());
+        }
+        // simd-json refuses some documents the validator accepts (e.g. numbers
+        // beyond the f64 range, which decode to infinity): use the exact decoder.
+        out.truncate(start);
     }
     let v = decode_exact(p.ser, p.bytes)?;
     encode_in(&v, to, out)
@@ -471,6 +477,25 @@ mod tests {
         let a = Val::Dict(vec![("a".into(), Val::Null), ("b".into(), Val::Bool(true))]);
         let b = Val::Dict(vec![("b".into(), Val::Bool(true)), ("a".into(), Val::Null)]);
         assert!(a.semantic_eq(&b));
+    }
+
+    #[test]
+    fn transcode_json_number_out_of_f64_range() {
+        // Valid JSON that simd-json rejects; it must transcode like it decodes.
+        let src = br#"{"a":[24680e13579,-1e400,1]}"#;
+        let p = Payload::new(Serializer::Json, src).unwrap();
+        let decoded = Val::decode(p).unwrap();
+        for to in [Serializer::MsgPack, Serializer::Cbor] {
+            let mut out = Vec::new();
+            transcode(p, to, &mut out).unwrap();
+            let mut expect = Vec::new();
+            decoded.encode(to, &mut expect).unwrap();
+            assert_eq!(out, expect, "{to:?}");
+        }
+        let mut out = vec![7];
+        let bad = Payload::new(Serializer::Json, br#""\u0000!!""#).unwrap();
+        assert!(transcode(bad, Serializer::Cbor, &mut out).is_err());
+        assert_eq!(out, [7], "a failed transcoding leaves the buffer as it was");
     }
 
     #[test]
