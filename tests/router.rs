@@ -1043,3 +1043,50 @@ fn idle_sessions_are_pinged_and_closed_when_silent() {
         "closed after {took:?}"
     );
 }
+
+#[test]
+fn subscriber_killed_mid_stream_harms_no_one_and_leaves_no_state() {
+    let r = Router::start(2, &[]);
+    let mut victim = Client::join(&r.addr, MSGPACK);
+    let mut survivor = Client::join_ws(&r.addr, CBOR);
+    let mut publ = Client::join(&r.addr, JSON);
+    victim.subscribe("stream.t");
+    victim.register("stream.proc");
+    survivor.subscribe("stream.t");
+    for i in 0..200u64 {
+        publ.publish(
+            "stream.t",
+            Val::empty_dict(),
+            Some(list(vec![Val::UInt(i)])),
+            None,
+        );
+        if i == 100 {
+            drop(victim); // killed mid-stream: socket closed, no GOODBYE
+            let mut gone = Client::join(&r.addr, MSGPACK);
+            // Its registration is gone at once: someone else can take the procedure.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let request = gone.req();
+                gone.send(&Message::Register {
+                    request,
+                    options: Val::empty_dict(),
+                    procedure: Cow::Borrowed("stream.proc"),
+                });
+                let ok = gone.recv_with(|m| matches!(m, Message::Registered { .. }));
+                if ok {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "registration never freed"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    publ.publish_ack("stream.t", list(vec![Val::UInt(200)]));
+    for i in 0..=200u64 {
+        let (_, _, args, _) = survivor.event();
+        assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(i)])));
+    }
+}

@@ -14,7 +14,7 @@ use wampd::protocol::{Message, Serializer, Val};
 const TOPIC: &str = "slow.consumer.t";
 const READERS: usize = 100;
 const RATE: u64 = 400; // publications per second
-const SECONDS: u64 = 12;
+const SECONDS: u64 = 20;
 const PAYLOAD: usize = 2048;
 
 fn rss_kib(pid: u32) -> u64 {
