@@ -1063,7 +1063,7 @@ fn subscriber_killed_mid_stream_harms_no_one_and_leaves_no_state() {
             None,
         );
         if i == 100 {
-            victim = None; // killed mid-stream: socket closed, no GOODBYE
+            drop(victim.take()); // killed mid-stream: socket closed, no GOODBYE
             let mut gone = Client::join(&r.addr, MSGPACK);
             // Its registration is gone at once: someone else can take the procedure.
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
