@@ -14,7 +14,7 @@ use crate::seq::SeqTracker;
 use crate::session::{args_with_padding, join, lead_u64s, raw_args, Inbound};
 use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat};
 use crate::url::Target;
-use crate::util::{self, now_ns, sleep_until_ns, wait_flag, yield_now, FdSet, Fds, Notify};
+use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify};
 use crate::FanoutArgs;
 
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -626,10 +626,7 @@ async fn publisher(j: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadSta
         acked.clone(),
         notify.clone(),
     ));
-    sleep_until_ns(start).await;
-    while now_ns() < start {
-        yield_now().await;
-    }
+    util::pace_until_ns(start).await;
 
     let per_pub = cfg.rate.map(|r| r / cfg.publishers as f64);
     let interval = per_pub.map(|r| 1e9 / r);

@@ -15,7 +15,7 @@ use crate::seq::SeqTracker;
 use crate::session::{args_with_padding, join, lead_u64s, raw_args, Inbound, Session};
 use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat};
 use crate::url::Target;
-use crate::util::{self, now_ns, sleep_until_ns, wait_flag, yield_now, FdSet, Fds, Notify};
+use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify};
 use crate::RpcArgs;
 
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -554,10 +554,7 @@ async fn caller(c: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadStats>
         inflight.clone(),
         notify.clone(),
     ));
-    sleep_until_ns(start).await;
-    while now_ns() < start {
-        yield_now().await;
-    }
+    util::pace_until_ns(start).await;
     let interval = cfg.rate.map(|r| 1e9 * cfg.callers as f64 / r);
     let mut scratch = Vec::with_capacity(256);
     let mut sent: u64 = 0;

@@ -35,22 +35,125 @@ pub async fn sleep_until_ns(t_ns: u64) {
     }
 }
 
-/// Open-loop pacing: waits until the shared clock reaches `t_ns` with sub-millisecond
-/// precision. The runtime timer only has millisecond granularity (and wakes up to ~2 ms
-/// late), so it is used for the bulk of a long wait and the last ~2 ms are spent yielding
-/// to the other tasks of the thread, which keep running meanwhile.
+/// Open-loop pacing: waits until the shared clock reaches `t_ns` with sub-millisecond precision.
+///
+/// The runtime's timer has millisecond granularity, so it only covers the bulk of a long wait. The
+/// last stretch is timed by a small process-wide timer thread (`std::thread::sleep` uses the
+/// kernel's high-resolution timers) which then wakes the waiting task. The task's thread meanwhile
+/// parks on its IO driver like any idle thread: spinning or yielding there instead would keep the
+/// runtime from reaping IO completions, and the generator would delay its own receives.
 pub async fn pace_until_ns(t_ns: u64) {
-    loop {
-        let now = now_ns();
-        if now >= t_ns {
-            return;
+    let now = now_ns();
+    if t_ns <= now {
+        return;
+    }
+    if t_ns - now > 2_500_000 {
+        monoio::time::sleep(Duration::from_nanos(t_ns - now - 2_000_000)).await;
+    }
+    PreciseWait {
+        at: t_ns,
+        armed: None,
+    }
+    .await
+}
+
+/// A wait that the timer thread completes.
+struct PreciseWait {
+    at: u64,
+    armed: Option<Arc<AtomicBool>>,
+}
+
+impl Future for PreciseWait {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if now_ns() >= self.at
+            || self
+                .armed
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Acquire))
+        {
+            return Poll::Ready(());
         }
-        if t_ns - now > 2_500_000 {
-            monoio::time::sleep(Duration::from_nanos(t_ns - now - 2_000_000)).await;
-        } else {
-            yield_now().await;
+        if self.armed.is_none() {
+            let fired = Arc::new(AtomicBool::new(false));
+            timer_thread().arm(self.at, cx.waker().clone(), fired.clone());
+            self.armed = Some(fired);
+        }
+        Poll::Pending
+    }
+}
+
+/// Deadlines waiting to be woken, earliest first, served by one thread.
+struct TimerThread {
+    queue: std::sync::Mutex<std::collections::BinaryHeap<Due>>,
+    cv: std::sync::Condvar,
+}
+
+struct Due(u64, Waker, Arc<AtomicBool>);
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.cmp(&self.0) // min-heap on the deadline
+    }
+}
+
+impl TimerThread {
+    fn arm(&self, at: u64, waker: Waker, fired: Arc<AtomicBool>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Due(at, waker, fired));
+        self.cv.notify_one();
+    }
+
+    fn run(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = now_ns();
+            match q.peek().map(|d| d.0) {
+                None => q = self.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(at) if at <= now => {
+                    let Due(_, waker, fired) = q.pop().expect("peeked");
+                    fired.store(true, Ordering::Release);
+                    waker.wake();
+                }
+                Some(at) => {
+                    let wait = Duration::from_nanos(at - now);
+                    q = self
+                        .cv
+                        .wait_timeout(q, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
         }
     }
+}
+
+fn timer_thread() -> &'static TimerThread {
+    static TIMER: OnceLock<&'static TimerThread> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let t: &'static TimerThread = Box::leak(Box::new(TimerThread {
+            queue: std::sync::Mutex::new(std::collections::BinaryHeap::new()),
+            cv: std::sync::Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("wampload-timer".into())
+            .spawn(move || t.run())
+            .expect("timer thread");
+        t
+    })
 }
 
 /// A single-thread "something happened" flag with one waiting task.
