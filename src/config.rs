@@ -69,6 +69,9 @@ pub struct Config {
     pub max_sessions: usize,
     /// Largest HTTP upgrade request accepted.
     pub max_handshake_size: usize,
+    /// Messages one shard-to-shard ring holds; a full ring makes the sending shard stop reading the
+    /// connections that feed it until the receiver catches up.
+    pub ring_capacity: usize,
     /// Pin each shard thread to one core.
     pub pin_cores: bool,
     /// Force the epoll (legacy) driver even where io_uring works.
@@ -99,6 +102,7 @@ impl Default for Config {
             max_pending_invocations: 10_000,
             max_sessions: 100_000,
             max_handshake_size: 16 * 1024,
+            ring_capacity: crate::mesh::RING_CAPACITY,
             pin_cores: true,
             force_epoll: false,
         }

@@ -75,6 +75,9 @@ struct Args {
     /// Connections served at once; more are refused (RawSocket handshake error 4, WebSocket HTTP 503).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_sessions: usize,
+    /// Messages one shard-to-shard ring holds (a full ring pauses reading on the sending shard).
+    #[arg(long, value_name = "N", default_value_t = wampd::mesh::RING_CAPACITY)]
+    ring_capacity: usize,
     /// Do not pin shard threads to cores.
     #[arg(long)]
     no_pin: bool,
@@ -125,6 +128,7 @@ fn main() {
     config.max_subscriptions_per_session = args.max_subscriptions_per_session;
     config.max_registrations_per_session = args.max_registrations_per_session;
     config.max_pending_invocations = args.max_pending_invocations;
+    config.ring_capacity = args.ring_capacity;
     config.pin_cores = !args.no_pin;
 
     if let Err(e) = wampd::server::run(config) {

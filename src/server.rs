@@ -21,7 +21,6 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::Config;
 use crate::link::{self, Shard};
-use crate::mesh::RING_CAPACITY;
 use crate::router::realm::Realms;
 use crate::router::{Incoming, IncomingStream, Limits, Router, ShardMesh};
 
@@ -66,7 +65,7 @@ pub fn run(config: Config) -> io::Result<()> {
         })
         .collect::<io::Result<Vec<_>>>()?;
 
-    let mesh = Arc::new(ShardMesh::new(config.shards, RING_CAPACITY));
+    let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
     let realms = Arc::new(Realms::new(&config.realms));
     let stopping = Arc::new(AtomicBool::new(false));
     let connections = Arc::new(AtomicUsize::new(0));

@@ -1092,3 +1092,34 @@ fn subscriber_killed_mid_stream_harms_no_one_and_leaves_no_state() {
         assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(i)])));
     }
 }
+
+#[test]
+fn full_shard_rings_slow_the_publisher_and_lose_nothing() {
+    // Rings of 4 messages: the publisher's shard keeps finding the other shard's ring full, and must
+    // pause reading the publisher rather than drop or buffer without bound.
+    let r = Router::start(2, &["--ring-capacity", "4"]);
+    let mut subs: Vec<Client> = (0..6)
+        .map(|_| {
+            let mut c = Client::join(&r.addr, MSGPACK);
+            c.subscribe("ring.t");
+            c
+        })
+        .collect();
+    let mut p = Client::join(&r.addr, JSON);
+    const N: u64 = 3000;
+    for i in 0..N {
+        p.publish(
+            "ring.t",
+            Val::empty_dict(),
+            Some(list(vec![Val::UInt(i)])),
+            None,
+        );
+    }
+    p.publish_ack("ring.t", list(vec![Val::UInt(N)]));
+    for c in subs.iter_mut() {
+        for i in 0..=N {
+            let (_, _, args, _) = c.event();
+            assert_eq!(args.unwrap().to_owned_first_u64(), Some(i));
+        }
+    }
+}
