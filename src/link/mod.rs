@@ -256,6 +256,36 @@ fn on_frame_contained(
     }
 }
 
+/// A connection whose transport handshake is done.
+pub(crate) struct Transport<R, W> {
+    pub rd: R,
+    pub wr: W,
+    /// Bytes read past the handshake.
+    pub buf: BytesMut,
+    pub fd: RawFd,
+}
+
+/// Serves a connection whose transport handshake succeeded: its outbox and writer, then the session
+/// loop until the connection ends. `max_frame` is the largest frame the peer accepts.
+pub(crate) async fn establish<R, W, D>(
+    shard: &Shard,
+    t: Transport<R, W>,
+    enc: crate::router::wire::Encoding,
+    max_frame: usize,
+    mut deframer: D,
+) where
+    R: AsyncReadRent,
+    W: AsyncWriteRent + 'static,
+    D: Deframer,
+{
+    let cfg = &shard.config;
+    let mut conn =
+        crate::router::Conn::new(enc, cfg.max_queue_bytes, cfg.max_queue_messages, max_frame);
+    monoio::spawn(write_loop(t.wr, conn.peer.clone(), t.fd));
+    let mut rd = t.rd;
+    run_session(shard, &mut rd, t.buf, &mut conn, &mut deframer, t.fd).await;
+}
+
 /// Runs an established transport: decodes messages and hands them to the router until the
 /// connection ends, then cleans the session up.
 pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(

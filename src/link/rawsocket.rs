@@ -6,10 +6,9 @@ use std::rc::Rc;
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use crate::link::{read_more, run_session, write_loop, Deframer, Inbound, Shard};
+use crate::link::{establish, read_more, Deframer, Inbound, Shard, Transport};
 use crate::protocol::Serializer;
 use crate::router::wire::{Encoding, Wire};
-use crate::router::Conn;
 use crate::transport::rawsocket::{self, FrameType, HandshakeError};
 
 /// Serves a connection whose first byte is the RawSocket magic.
@@ -51,17 +50,11 @@ where
         ser,
         wire: Wire::RawSocket,
     };
-    let mut conn = Conn::new(
-        enc,
-        cfg.max_queue_bytes,
-        cfg.max_queue_messages,
-        client.max_len() + 4,
-    );
-    monoio::spawn(write_loop(wr, conn.peer.clone(), fd));
-    let mut deframer = RsDeframer {
+    let deframer = RsDeframer {
         decoder: rawsocket::Decoder::new(accept),
     };
-    run_session(&shard, &mut rd, buf, &mut conn, &mut deframer, fd).await;
+    let transport = Transport { rd, wr, buf, fd };
+    establish(&shard, transport, enc, client.max_len() + 4, deframer).await;
 }
 
 /// Refuses a connection over the session limit: RawSocket handshake error 4.

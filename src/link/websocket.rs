@@ -6,10 +6,9 @@ use std::rc::Rc;
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use crate::link::{read_more, run_session, write_loop, Deframer, Inbound, Shard};
+use crate::link::{establish, read_more, Deframer, Inbound, Shard, Transport};
 use crate::protocol::Serializer;
 use crate::router::wire::{Encoding, Wire};
-use crate::router::Conn;
 use crate::transport::websocket::{self, Frame, HttpError, Opcode, Role};
 
 /// Serves a connection whose first bytes (in `buf`) are not RawSocket: an HTTP upgrade to WebSocket.
@@ -65,17 +64,12 @@ where
         ser,
         wire: Wire::WebSocket,
     };
-    let mut conn = Conn::new(
-        enc,
-        cfg.max_queue_bytes,
-        cfg.max_queue_messages,
-        cfg.max_message_size + websocket::MAX_HEADER_LEN,
-    );
-    monoio::spawn(write_loop(wr, conn.peer.clone(), fd));
-    let mut deframer = WsDeframer {
+    let deframer = WsDeframer {
         decoder: websocket::Decoder::new(Role::Server, cfg.max_message_size),
     };
-    run_session(&shard, &mut rd, buf, &mut conn, &mut deframer, fd).await;
+    let max_frame = cfg.max_message_size + websocket::MAX_HEADER_LEN;
+    let transport = Transport { rd, wr, buf, fd };
+    establish(&shard, transport, enc, max_frame, deframer).await;
 }
 
 /// Refuses a connection over the session limit: reads the upgrade request, answers 503.

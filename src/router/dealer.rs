@@ -312,14 +312,9 @@ impl Router {
 
     /// YIELD: the callee's answer becomes the caller's RESULT.
     pub(crate) fn on_yield(&mut self, sid: u64, request: u64, payload: AppPayload) -> Flow {
-        let Some(session) = self.sessions.get_mut(&sid) else {
+        let Some((pending, ser)) = self.take_invocation(sid, request) else {
             return Flow::Continue;
         };
-        // An unknown id is a YIELD that lost a race (e.g. the caller left); nothing to do.
-        let Some(pending) = session.invocations.remove(&request) else {
-            return Flow::Continue;
-        };
-        let ser = session.peer.enc.ser;
         let (args, kwargs) = payload.vals(ser);
         let msg = Message::Result {
             request: pending.caller_request,
@@ -340,13 +335,9 @@ impl Router {
         error: &str,
         payload: AppPayload,
     ) -> Flow {
-        let Some(session) = self.sessions.get_mut(&sid) else {
+        let Some((pending, ser)) = self.take_invocation(sid, request) else {
             return Flow::Continue;
         };
-        let Some(pending) = session.invocations.remove(&request) else {
-            return Flow::Continue;
-        };
-        let ser = session.peer.enc.ser;
         let (args, kwargs) = payload.vals(ser);
         let msg = Message::Error {
             request_type: codes::CALL,
@@ -362,6 +353,19 @@ impl Router {
         };
         self.answer_caller(&pending, &msg);
         Flow::Continue
+    }
+
+    /// Takes the pending invocation `request` of callee `sid`, with the callee's serializer (the one
+    /// its answer's payload is in). None for an unknown id: an answer that lost a race (the caller
+    /// left, say), with nothing left to do.
+    fn take_invocation(
+        &mut self,
+        sid: u64,
+        request: u64,
+    ) -> Option<(PendingInvocation, Serializer)> {
+        let session = self.sessions.get_mut(&sid)?;
+        let pending = session.invocations.remove(&request)?;
+        Some((pending, session.peer.enc.ser))
     }
 
     /// Encodes `msg` in the caller's encoding and sends it to the caller, wherever it is.
