@@ -64,20 +64,22 @@ impl<V> PNode<V> {
 
 /// Radix tree invariant: every non-root node without an entry has at least
 /// two children (otherwise it is merged into its child or removed).
-struct PrefixTrie<V> {
-    nodes: Vec<PNode<V>>,
+/// Trie nodes in one vector, addressed by `u32`, with a free list so that slots emptied by removals
+/// are reused (memory does not grow under subscribe/unsubscribe churn). Slot 0 is the root.
+struct Arena<T> {
+    nodes: Vec<T>,
     free: Vec<u32>,
 }
 
-impl<V> PrefixTrie<V> {
-    fn new() -> Self {
-        PrefixTrie {
-            nodes: vec![PNode::empty()],
+impl<T> Arena<T> {
+    fn new(root: T) -> Self {
+        Arena {
+            nodes: vec![root],
             free: Vec::new(),
         }
     }
 
-    fn alloc(&mut self, node: PNode<V>) -> u32 {
+    fn alloc(&mut self, node: T) -> u32 {
         if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
             i
@@ -87,13 +89,61 @@ impl<V> PrefixTrie<V> {
         }
     }
 
-    fn release(&mut self, i: u32) {
-        self.nodes[i as usize] = PNode::empty();
+    /// Frees slot `i`, leaving `empty` in it (drops the old node's value now, not at reuse).
+    fn release(&mut self, i: u32, empty: T) {
+        self.nodes[i as usize] = empty;
         self.free.push(i);
     }
 
-    fn live_nodes(&self) -> usize {
+    /// Nodes in use, not counting the root.
+    fn live(&self) -> usize {
         self.nodes.len() - self.free.len() - 1
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.nodes.iter()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Arena<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.nodes[i]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Arena<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.nodes[i]
+    }
+}
+
+struct PrefixTrie<V> {
+    nodes: Arena<PNode<V>>,
+}
+
+impl<V> PrefixTrie<V> {
+    fn new() -> Self {
+        PrefixTrie {
+            nodes: Arena::new(PNode::empty()),
+        }
+    }
+
+    fn alloc(&mut self, node: PNode<V>) -> u32 {
+        self.nodes.alloc(node)
+    }
+
+    fn release(&mut self, i: u32) {
+        self.nodes.release(i, PNode::empty());
+    }
+
+    fn live_nodes(&self) -> usize {
+        self.nodes.live()
     }
 
     #[inline]
@@ -285,34 +335,26 @@ impl<V> WNode<V> {
 }
 
 struct WildTrie<V> {
-    nodes: Vec<WNode<V>>,
-    free: Vec<u32>,
+    nodes: Arena<WNode<V>>,
 }
 
 impl<V> WildTrie<V> {
     fn new() -> Self {
         WildTrie {
-            nodes: vec![WNode::empty()],
-            free: Vec::new(),
+            nodes: Arena::new(WNode::empty()),
         }
     }
 
     fn alloc(&mut self) -> u32 {
-        if let Some(i) = self.free.pop() {
-            i
-        } else {
-            self.nodes.push(WNode::empty());
-            (self.nodes.len() - 1) as u32
-        }
+        self.nodes.alloc(WNode::empty())
     }
 
     fn release(&mut self, i: u32) {
-        self.nodes[i as usize] = WNode::empty();
-        self.free.push(i);
+        self.nodes.release(i, WNode::empty());
     }
 
     fn live_nodes(&self) -> usize {
-        self.nodes.len() - self.free.len() - 1
+        self.nodes.live()
     }
 
     #[inline]
