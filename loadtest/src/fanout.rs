@@ -48,14 +48,7 @@ impl Cfg {
         if a.publishers == 0 || a.subscribers == 0 || a.topics == 0 {
             return Err("--publishers, --subscribers and --topics must be > 0".into());
         }
-        if !util::positive(a.duration) || a.duration > 86_400.0 {
-            return Err("--duration must be in (0, 86400]".into());
-        }
-        if let Some(r) = a.rate {
-            if !util::positive(r) {
-                return Err("--rate must be > 0".into());
-            }
-        }
+        util::check_run(a.duration, a.rate)?;
         let ser = a.common.serializer.ser();
         Ok(Cfg {
             target,

@@ -9,6 +9,17 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Checks the options every timed scenario shares: `--duration` and `--rate`.
+pub fn check_run(duration: f64, rate: Option<f64>) -> Result<(), String> {
+    if !positive(duration) || duration > 86_400.0 {
+        return Err("--duration must be in (0, 86400]".into());
+    }
+    if rate.is_some_and(|r| !positive(r)) {
+        return Err("--rate must be > 0".into());
+    }
+    Ok(())
+}
+
 /// A finite number > 0 (refuses NaN too).
 pub fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
