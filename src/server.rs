@@ -8,7 +8,6 @@
 //! two sessions on two shards for sure. The price is one cross-thread hand-off per connection
 //! (microseconds), paid once for the connection's whole life.
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
@@ -21,8 +20,9 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::Config;
 use crate::link::{self, Shard};
+use crate::router::inspect::StateReport;
 use crate::router::realm::Realms;
-use crate::router::{Incoming, IncomingStream, Limits, Router, ShardMesh};
+use crate::router::{Handoff, Incoming, IncomingStream, Limits, Router, ShardMesh};
 
 /// Which IO driver a shard runs on.
 #[derive(Clone, Debug)]
@@ -41,77 +41,22 @@ impl Driver {
     }
 }
 
-/// Binds every listener, starts the shards, prints the start line, and serves until the process ends.
+/// Binds every listener, starts the shards, prints the start line, and serves until SIGTERM or
+/// SIGINT, then shuts down gracefully.
 pub fn run(config: Config) -> io::Result<()> {
-    let config = Arc::new(config);
-    if config.shards == 0 || config.shards > 64 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "--shards must be between 1 and 64",
-        ));
-    }
-    let tcp = config
-        .listen
-        .iter()
-        .map(|a| bind_tcp(*a))
-        .collect::<io::Result<Vec<_>>>()?;
-    let unix = config
-        .unix
-        .iter()
-        .map(|p| {
-            // A socket file left by an earlier run would make bind fail.
-            let _ = std::fs::remove_file(p);
-            UnixListener::bind(p)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-
-    let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
-    let realms = Arc::new(Realms::new(&config.realms));
-    let stopping = Arc::new(AtomicBool::new(false));
-    let connections = Arc::new(AtomicUsize::new(0));
     // Registered before the shards start, so that a signal during start-up is not lost.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut threads = Vec::new();
-    for id in 0..config.shards {
-        let ctx = ShardStart {
-            id,
-            config: config.clone(),
-            mesh: mesh.clone(),
-            realms: realms.clone(),
-            stopping: stopping.clone(),
-            connections: connections.clone(),
-        };
-        let tx = tx.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("wampd-shard-{id}"))
-                .spawn(move || shard_thread(ctx, tx))?,
-        );
-    }
-    drop(tx);
-    let mut driver = None;
-    for _ in 0..config.shards {
-        match rx.recv() {
-            Ok(Ok(d)) => driver = Some(d),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(io::Error::other("a shard failed to start")),
-        }
-    }
-    let driver = driver.expect("at least one shard");
-    if let Driver::Epoll(why) = &driver {
+    let server = Server::start(config)?;
+    if let Driver::Epoll(why) = &server.driver {
         tracing::warn!("io_uring unavailable ({why}); using the epoll driver");
     }
-
-    let mut addrs: Vec<String> = tcp
-        .iter()
-        .map(|l| l.local_addr().map(|a| format!("tcp://{a}")))
-        .collect::<io::Result<_>>()?;
+    let mut addrs: Vec<String> = server.addrs.iter().map(|a| format!("tcp://{a}")).collect();
     addrs.extend(
-        config
+        server
+            .config
             .unix
             .iter()
             .map(|p| format!("unix://{}", p.display())),
@@ -119,47 +64,163 @@ pub fn run(config: Config) -> io::Result<()> {
     println!(
         "wampd: listening on {}, shards={}, driver={}, realms={}",
         addrs.join(", "),
-        config.shards,
-        driver.name(),
-        config.realms.join(",")
+        server.config.shards,
+        server.driver.name(),
+        server.config.realms.join(",")
     );
-
-    let admission = Arc::new(Admission {
-        mesh: mesh.clone(),
-        next: AtomicUsize::new(0),
-        stopping: stopping.clone(),
-        max: config.max_sessions,
-        connections: connections.clone(),
-    });
-    for l in tcp {
-        let admission = admission.clone();
-        std::thread::Builder::new()
-            .name("wampd-accept".into())
-            .spawn(move || accept_tcp(l, &admission))?;
-    }
-    for l in unix {
-        let admission = admission.clone();
-        std::thread::Builder::new()
-            .name("wampd-accept-unix".into())
-            .spawn(move || accept_unix(l, &admission))?;
-    }
-
-    // Serve until SIGTERM or SIGINT, then shut down gracefully: stop accepting, GOODBYE every
-    // session, let the shards flush their queues (bounded by SHUTDOWN_GRACE), exit.
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "shutting down");
     }
-    stopping.store(true, Ordering::SeqCst);
-    for shard in 0..mesh.shards() {
-        mesh.notify(shard);
-    }
-    for t in threads {
-        let _ = t.join();
-    }
-    for p in &config.unix {
-        let _ = std::fs::remove_file(p);
-    }
+    server.stop();
     Ok(())
+}
+
+/// A running router: its shard threads, listeners and shared state.
+pub struct Server {
+    config: Arc<Config>,
+    mesh: Arc<ShardMesh>,
+    realms: Arc<Realms>,
+    stopping: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    addrs: Vec<std::net::SocketAddr>,
+    /// The IO driver the shards run on.
+    pub driver: Driver,
+}
+
+impl Server {
+    /// Binds every listener and starts the shards and acceptors; returns once all shards run.
+    pub fn start(config: Config) -> io::Result<Server> {
+        let config = Arc::new(config);
+        if config.shards == 0 || config.shards > 64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--shards must be between 1 and 64",
+            ));
+        }
+        let tcp = config
+            .listen
+            .iter()
+            .map(|a| bind_tcp(*a))
+            .collect::<io::Result<Vec<_>>>()?;
+        let unix = config
+            .unix
+            .iter()
+            .map(|p| {
+                // A socket file left by an earlier run would make bind fail.
+                let _ = std::fs::remove_file(p);
+                UnixListener::bind(p)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let addrs = tcp
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+
+        let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
+        let realms = Arc::new(Realms::new(&config.realms));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        for id in 0..config.shards {
+            let ctx = ShardStart {
+                id,
+                config: config.clone(),
+                mesh: mesh.clone(),
+                realms: realms.clone(),
+                stopping: stopping.clone(),
+                connections: connections.clone(),
+            };
+            let tx = tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("wampd-shard-{id}"))
+                    .spawn(move || shard_thread(ctx, tx))?,
+            );
+        }
+        drop(tx);
+        let mut driver = None;
+        for _ in 0..config.shards {
+            match rx.recv() {
+                Ok(Ok(d)) => driver = Some(d),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("a shard failed to start")),
+            }
+        }
+        let driver = driver.expect("at least one shard");
+
+        let admission = Arc::new(Admission {
+            mesh: mesh.clone(),
+            next: AtomicUsize::new(0),
+            stopping: stopping.clone(),
+            max: config.max_sessions,
+            connections: connections.clone(),
+        });
+        for l in tcp {
+            let admission = admission.clone();
+            std::thread::Builder::new()
+                .name("wampd-accept".into())
+                .spawn(move || accept_tcp(l, &admission))?;
+        }
+        for l in unix {
+            let admission = admission.clone();
+            std::thread::Builder::new()
+                .name("wampd-accept-unix".into())
+                .spawn(move || accept_unix(l, &admission))?;
+        }
+        Ok(Server {
+            config,
+            mesh,
+            realms,
+            stopping,
+            threads,
+            addrs,
+            driver,
+        })
+    }
+
+    /// The TCP addresses the router listens on (with the ports the system chose for port 0).
+    pub fn local_addrs(&self) -> &[std::net::SocketAddr] {
+        &self.addrs
+    }
+
+    /// The routing state of every shard and every realm authority, gathered by asking each shard
+    /// between two of its loop turns. None if a shard does not answer within `timeout`.
+    pub fn inspect(&self, timeout: Duration) -> Option<StateReport> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for shard in 0..self.mesh.shards() {
+            self.mesh.push_conn(shard, Handoff::Inspect(tx.clone()));
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let mut shards = Vec::new();
+        for _ in 0..self.mesh.shards() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            shards.push(rx.recv_timeout(left).ok()?);
+        }
+        shards.sort_by_key(|s| s.shard);
+        let authorities = (0..self.realms.len())
+            .map(|r| self.realms.authority(r).snapshot())
+            .collect();
+        Some(StateReport {
+            authorities,
+            shards,
+        })
+    }
+
+    /// Stops accepting, says GOODBYE to every session, lets the shards flush their queues (bounded
+    /// by the shutdown grace period) and waits for the shard threads to end.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for shard in 0..self.mesh.shards() {
+            self.mesh.notify(shard);
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        for p in &self.config.unix {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// How long shards wait for sessions to be flushed and closed at shutdown.
@@ -194,7 +255,8 @@ impl Admission {
         }
         let refused = self.connections.fetch_add(1, Ordering::Relaxed) >= self.max;
         let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.mesh.shards();
-        self.mesh.push_conn(shard, Incoming { stream, refused });
+        self.mesh
+            .push_conn(shard, Handoff::Conn(Incoming { stream, refused }));
     }
 }
 
@@ -262,7 +324,7 @@ fn shard_thread(start: ShardStart, started: Started) {
         {
             Ok(mut rt) => {
                 let _ = started.send(Ok(Driver::IoUring));
-                rt.block_on(shard_main(start));
+                run_or_exit(id, || rt.block_on(shard_main(start)));
                 return;
             }
             Err(e) => e.to_string(),
@@ -271,11 +333,28 @@ fn shard_thread(start: ShardStart, started: Started) {
     match RuntimeBuilder::<LegacyDriver>::new().enable_timer().build() {
         Ok(mut rt) => {
             let _ = started.send(Ok(Driver::Epoll(why)));
-            rt.block_on(shard_main(start));
+            run_or_exit(id, || rt.block_on(shard_main(start)));
         }
         Err(e) => {
             let _ = started.send(Err(e));
         }
+    }
+}
+
+/// Exit status of the process when a shard thread dies (EX_SOFTWARE).
+pub const SHARD_DIED_EXIT_CODE: i32 = 70;
+
+/// Runs a shard's runtime. Panics while handling a message are contained where they happen (the
+/// session, the mesh message, the timer tick); one that still escapes has left the shard in an
+/// unknown state, with its sessions and its share of every realm's routing unreachable. Rather than
+/// keep serving with a black hole in it, the router exits non-zero so that its supervisor restarts it.
+fn run_or_exit(id: usize, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        tracing::error!(
+            shard = id,
+            "shard thread died from an internal error; exiting with status {SHARD_DIED_EXIT_CODE} so that a supervisor restarts the router"
+        );
+        std::process::exit(SHARD_DIED_EXIT_CODE);
     }
 }
 
@@ -290,14 +369,9 @@ async fn shard_main(start: ShardStart) {
         connections,
     } = start;
     let router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
-    let shard = Rc::new(Shard {
-        id,
-        live: std::cell::Cell::new(0),
-        connections,
-        router: RefCell::new(router),
-        config,
-        mesh: mesh.clone(),
-    });
+    let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
+    link::spawn_contained(link::flusher(shard.clone()));
+    link::spawn_contained(ticker(shard.clone()));
     let mut batch = Vec::with_capacity(1024);
     const BUDGET: usize = 4096;
     loop {
@@ -306,15 +380,20 @@ async fn shard_main(start: ShardStart) {
             return shutdown(&shard).await;
         }
         loop {
-            while let Some(conn) = mesh.pop_conn(id) {
-                spawn_conn(&shard, conn);
+            while let Some(handoff) = mesh.pop_conn(id) {
+                match handoff {
+                    Handoff::Conn(conn) => spawn_conn(&shard, conn),
+                    Handoff::Inspect(reply) => {
+                        let _ = reply.send(shard.router.borrow().inspect());
+                    }
+                }
             }
             mesh.drain(id, BUDGET, &mut batch);
             let drained = batch.len();
             {
                 let mut router = shard.router.borrow_mut();
                 for (src, msg) in batch.drain(..) {
-                    router.on_mesh(src, msg);
+                    on_mesh_contained(&mut router, id, src, msg);
                 }
             }
             let backlog = shard.router.borrow_mut().flush();
@@ -330,10 +409,59 @@ async fn shard_main(start: ShardStart) {
     }
 }
 
-/// Says GOODBYE to every session of this shard and waits (bounded) for their connections to close.
+/// Hands one message from another shard to the router. A panic while handling it (a bug, never
+/// expected) loses that one message, is logged, and the shard carries on.
+fn on_mesh_contained(router: &mut Router, shard: usize, src: usize, msg: crate::router::ShardMsg) {
+    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        router.on_mesh(src, msg);
+    }));
+    if handled.is_err() {
+        tracing::error!(
+            shard,
+            from = src,
+            "internal error while handling a message from another shard; the message was dropped"
+        );
+    }
+}
+
+/// How often a shard does its housekeeping (barrier timeouts).
+const TICK: Duration = Duration::from_secs(1);
+
+/// The shard's housekeeping task.
+async fn ticker(shard: Rc<Shard>) {
+    loop {
+        monoio::time::sleep(TICK).await;
+        let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shard.router.borrow_mut().tick();
+        }));
+        if ticked.is_err() {
+            tracing::error!(
+                shard = shard.id,
+                "internal error in the shard's housekeeping"
+            );
+        }
+        shard.flush();
+    }
+}
+
+/// How long the router waits for clients to answer its GOODBYE at shutdown.
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
+
+/// Says GOODBYE to every session of this shard, waits (bounded) for the clients' GOODBYE replies,
+/// then closes and waits (bounded) for the connections to end.
 async fn shutdown(shard: &Rc<Shard>) {
-    shard.router.borrow_mut().shutdown();
+    let peers = shard.router.borrow_mut().shutdown();
     shard.flush();
+    let replied = |p: &Rc<crate::router::session::Peer>| {
+        p.outbox.closed() != crate::router::session::Closed::No
+    };
+    let goodbye_deadline = std::time::Instant::now() + GOODBYE_WAIT;
+    while !peers.iter().all(replied) && std::time::Instant::now() < goodbye_deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for p in &peers {
+        Router::close_after_goodbye(p);
+    }
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     while shard.live.get() > 0 && std::time::Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
@@ -355,7 +483,7 @@ fn spawn_conn(shard: &Rc<Shard>, conn: Incoming) {
             let _ = s.set_nonblocking(true);
             match monoio::net::TcpStream::from_std(s) {
                 Ok(stream) => {
-                    monoio::spawn(link::serve(shard.clone(), stream, fd, refused));
+                    link::spawn_contained(link::serve(shard.clone(), stream, fd, refused));
                 }
                 Err(e) => {
                     tracing::warn!("cannot adopt connection: {e}");
@@ -368,7 +496,7 @@ fn spawn_conn(shard: &Rc<Shard>, conn: Incoming) {
             let _ = s.set_nonblocking(true);
             match monoio::net::UnixStream::from_std(s) {
                 Ok(stream) => {
-                    monoio::spawn(link::serve(shard.clone(), stream, fd, refused));
+                    link::spawn_contained(link::serve(shard.clone(), stream, fd, refused));
                 }
                 Err(e) => {
                     tracing::warn!("cannot adopt connection: {e}");

@@ -597,8 +597,12 @@ fn bad_input_closes_only_that_connection() {
     bad.expect_abort("wamp.error.protocol_violation");
 
     let mut bad = Client::join(&r.addr, JSON);
-    bad.send_raw(b"[70, 99, {}, []]"); // YIELD for an invocation that does not exist: ignored
-    bad.publish_ack("still.fine", list(vec![]));
+    bad.send_raw(b"[70, 99, {}, []]"); // YIELD for an INVOCATION the router never sent
+    bad.expect_abort("wamp.error.protocol_violation");
+
+    let mut bad = Client::join(&r.addr, JSON);
+    bad.send_raw(b"[8, 68, 99, {}, \"app.error\"]"); // ERROR for an INVOCATION never sent
+    bad.expect_abort("wamp.error.protocol_violation");
     by.check();
 
     let mut bad = Client::join_ws(&r.addr, JSON);

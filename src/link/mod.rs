@@ -46,14 +46,89 @@ pub struct Shard {
     pub router: RefCell<Router>,
     pub config: Arc<Config>,
     pub mesh: Arc<ShardMesh>,
+    /// A flush of the mesh staging is due at the end of this loop turn.
+    pub flush_due: std::cell::Cell<bool>,
+    /// The flusher task, parked until a flush is due.
+    pub flusher: RefCell<Option<std::task::Waker>>,
 }
 
 impl Shard {
+    /// What a shard's connections share: its router and the mesh.
+    pub fn new(
+        id: usize,
+        router: Router,
+        config: Arc<Config>,
+        mesh: Arc<ShardMesh>,
+        connections: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        Shard {
+            id,
+            live: std::cell::Cell::new(0),
+            connections,
+            router: RefCell::new(router),
+            config,
+            mesh,
+            flush_due: std::cell::Cell::new(false),
+            flusher: RefCell::new(None),
+        }
+    }
+
     /// Pushes messages staged for other shards; if a ring was full, wakes this shard's mesh loop,
     /// which retries until the backlog is gone.
     pub fn flush(&self) {
         if self.router.borrow_mut().flush() {
             self.mesh.notify(self.id);
+        }
+    }
+
+    /// Asks for a flush once every task already runnable in this loop turn has run, so that what
+    /// many connections stage in one turn reaches each other shard in one batch with one wake-up
+    /// (a wake costs microseconds; staging costs nanoseconds).
+    pub fn request_flush(&self) {
+        if !self.flush_due.replace(true) {
+            if let Some(w) = self.flusher.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// The task that flushes the mesh staging once per loop turn: woken by the first
+/// [`Shard::request_flush`] of a turn, it is queued behind every task that was already runnable.
+pub(crate) async fn flusher(shard: Rc<Shard>) {
+    loop {
+        std::future::poll_fn(|cx| {
+            if shard.flush_due.get() {
+                Poll::Ready(())
+            } else {
+                *shard.flusher.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        shard.flush_due.set(false);
+        shard.flush();
+    }
+}
+
+/// Spawns a task on this shard whose panic (a bug, never expected) ends only that task, with a log
+/// line, instead of unwinding through the runtime and killing the shard with all its sessions.
+pub(crate) fn spawn_contained<F: Future<Output = ()> + 'static>(fut: F) {
+    monoio::spawn(Contained(Box::pin(fut)));
+}
+
+struct Contained<F>(Pin<Box<F>>);
+
+impl<F: Future<Output = ()>> Future for Contained<F> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!("internal error in a connection task; that connection is closed");
+                Poll::Ready(())
+            }
         }
     }
 }
@@ -281,7 +356,7 @@ pub(crate) async fn establish<R, W, D>(
     let cfg = &shard.config;
     let mut conn =
         crate::router::Conn::new(enc, cfg.max_queue_bytes, cfg.max_queue_messages, max_frame);
-    monoio::spawn(write_loop(t.wr, conn.peer.clone(), t.fd));
+    spawn_contained(write_loop(t.wr, conn.peer.clone(), t.fd));
     let mut rd = t.rd;
     run_session(shard, &mut rd, t.buf, &mut conn, &mut deframer, t.fd).await;
 }
@@ -296,10 +371,12 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
     deframer: &mut D,
     fd: RawFd,
 ) {
+    let guard = SessionGuard { shard, conn };
+    let conn = &mut *guard.conn;
     let hello_deadline = monoio::time::Instant::now() + shard.config.hello_timeout;
     let last_rx = Rc::new(std::cell::Cell::new(std::time::Instant::now()));
     if let Some(idle) = shard.config.idle_timeout {
-        monoio::spawn(idle_watchdog(
+        spawn_contained(idle_watchdog(
             idle,
             last_rx.clone(),
             conn.peer.clone(),
@@ -326,7 +403,7 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
                 }
             }
         }
-        shard.flush();
+        shard.request_flush();
         // Back-pressure: while another shard's ring is full, stop reading this connection (its
         // peer's TCP window closes) rather than staging messages without bound.
         while shard.router.borrow().backlogged() {
@@ -355,7 +432,22 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
             _ => break,
         }
     }
-    shard.router.borrow_mut().on_disconnect(conn);
-    shard.flush();
-    conn.peer.outbox.close(None);
+}
+
+/// Ends a connection's session when its reader stops, however it stops — returning, or unwinding
+/// from a panic (which [`spawn_contained`] then contains) — so that no session outlives its
+/// connection in the routing state.
+struct SessionGuard<'a> {
+    shard: &'a Shard,
+    conn: &'a mut crate::router::Conn,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut router) = self.shard.router.try_borrow_mut() {
+            router.on_disconnect(self.conn);
+        }
+        self.shard.request_flush();
+        self.conn.peer.outbox.close(None);
+    }
 }

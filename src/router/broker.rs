@@ -16,22 +16,34 @@ use crate::protocol::codes;
 use crate::protocol::errors;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Val};
+use crate::router::authority::Grant;
 use crate::router::session::Peer;
 use crate::router::trie::UriTrie;
 use crate::router::wire::{AppPayload, EventFrames};
-use crate::router::{ids, Flow, Router, ShardMsg};
+use crate::router::{ids, reserved_uri, BarrierOutcome, Flow, Router, ShardMsg};
 
 /// One subscription as seen from one shard.
 pub struct Subscription {
     pub id: u64,
+    /// The authority's revision of `id`: between two ids for one pattern, the higher is the live one.
+    pub rev: u64,
     pub policy: MatchPolicy,
     pub uri: Arc<str>,
     /// Bit `s`: shard `s` (never this one) has subscribers.
     pub remote: u64,
-    /// Subscribers on this shard.
+    /// Subscribers on this shard that receive events.
     pub local: Vec<Rc<Peer>>,
+    /// Subscribers on this shard whose SUBSCRIBED waits for the other shards to apply the update.
+    /// They receive nothing yet: the spec promises SUBSCRIBED before the subscription's first EVENT.
+    pub pending: Vec<Rc<Peer>>,
     /// Barrier token of the update announcing this shard's interest, while other shards apply it.
     pub barrier: u64,
+}
+
+impl Subscription {
+    fn has_interest(&self) -> bool {
+        !self.local.is_empty() || !self.pending.is_empty()
+    }
 }
 
 /// A shard's replica of one realm's subscriptions.
@@ -42,12 +54,13 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// The subscription for (policy, uri) if this shard already has local subscribers for it.
+    /// The subscription for (policy, uri) if this shard already has local subscribers for it (active
+    /// or pending).
     pub fn local_id(&self, policy: MatchPolicy, uri: &str) -> Option<u64> {
         let id = *self.trie.get(policy, uri)?;
         self.subs
             .get(&id)
-            .filter(|s| !s.local.is_empty())
+            .filter(|s| s.has_interest())
             .map(|s| s.id)
     }
 
@@ -61,21 +74,69 @@ impl Broker {
         self.subs.get_mut(&id)
     }
 
-    /// Adds a local subscriber. A replica entry left under an older id for the same pattern (its
-    /// retirement still in flight from another shard) is replaced: the authority has moved on.
-    pub fn add_local(&mut self, id: u64, policy: MatchPolicy, uri: &Arc<str>, peer: Rc<Peer>) {
-        self.ensure(id, policy, uri);
-        if let Some(s) = self.subs.get_mut(&id) {
-            s.local.push(peer);
+    /// Every subscription of this replica.
+    pub fn iter(&self) -> impl Iterator<Item = &Subscription> {
+        self.subs.values()
+    }
+
+    /// Adds a local subscriber to the subscription `grant` names, receiving events at once (`active`)
+    /// or only once [`Broker::activate`]d.
+    pub fn add_local(
+        &mut self,
+        grant: Grant,
+        policy: MatchPolicy,
+        uri: &Arc<str>,
+        peer: Rc<Peer>,
+        active: bool,
+    ) {
+        if !self.ensure(grant, policy, uri) {
+            // The authority just granted this id to this shard, so no newer one can exist.
+            tracing::error!(
+                id = grant.id,
+                "subscription grant older than the replica's entry"
+            );
+            return;
+        }
+        if let Some(s) = self.subs.get_mut(&grant.id) {
+            if active {
+                s.local.push(peer);
+            } else {
+                s.pending.push(peer);
+            }
         }
     }
 
-    /// Removes a local subscriber; returns (policy, uri) when the shard has none left for `id`.
+    /// Starts delivering to a pending subscriber; false if it is not pending (it left meanwhile).
+    pub fn activate(&mut self, id: u64, session: u64) -> bool {
+        let Some(s) = self.subs.get_mut(&id) else {
+            return false;
+        };
+        let Some(pos) = s.pending.iter().position(|p| p.id.get() == session) else {
+            return false;
+        };
+        let peer = s.pending.swap_remove(pos);
+        s.local.push(peer);
+        true
+    }
+
+    /// True if `session` receives events of subscription `id`.
+    pub fn is_active(&self, id: u64, session: u64) -> bool {
+        self.subs
+            .get(&id)
+            .is_some_and(|s| s.local.iter().any(|p| p.id.get() == session))
+    }
+
+    /// Removes a local subscriber (active or pending); returns (policy, uri) when the shard has none
+    /// left for `id`.
     pub fn remove_local(&mut self, id: u64, session: u64) -> Option<(MatchPolicy, Arc<str>)> {
         let s = self.subs.get_mut(&id)?;
-        let pos = s.local.iter().position(|p| p.id.get() == session)?;
-        s.local.swap_remove(pos);
-        if !s.local.is_empty() {
+        if let Some(pos) = s.local.iter().position(|p| p.id.get() == session) {
+            s.local.swap_remove(pos);
+        } else {
+            let pos = s.pending.iter().position(|p| p.id.get() == session)?;
+            s.pending.swap_remove(pos);
+        }
+        if s.has_interest() {
             return None;
         }
         let out = (s.policy, s.uri.clone());
@@ -83,23 +144,25 @@ impl Broker {
         Some(out)
     }
 
-    /// Applies another shard's change of interest.
+    /// Applies another shard's change of interest. An update about an id older than the one this
+    /// replica holds for the pattern is stale (that id was retired) and changes nothing.
     pub fn set_remote(
         &mut self,
-        id: u64,
+        grant: Grant,
         policy: MatchPolicy,
         uri: &Arc<str>,
         shard: usize,
         add: bool,
     ) {
         if add {
-            self.ensure(id, policy, uri);
-            if let Some(s) = self.subs.get_mut(&id) {
-                s.remote |= 1 << shard;
+            if self.ensure(grant, policy, uri) {
+                if let Some(s) = self.subs.get_mut(&grant.id) {
+                    s.remote |= 1 << shard;
+                }
             }
-        } else if let Some(s) = self.subs.get_mut(&id) {
+        } else if let Some(s) = self.subs.get_mut(&grant.id) {
             s.remote &= !(1 << shard);
-            self.prune(id);
+            self.prune(grant.id);
         }
     }
 
@@ -119,32 +182,47 @@ impl Broker {
         self.subs.is_empty()
     }
 
-    fn ensure(&mut self, id: u64, policy: MatchPolicy, uri: &Arc<str>) {
-        match self.trie.get(policy, uri).copied() {
-            Some(old) if old == id => return,
-            Some(old) => {
-                // The old id was retired by the authority; its subscribers are gone everywhere.
-                self.subs.remove(&old);
+    /// Makes the replica's entry for (policy, uri) the subscription `grant` names, unless it already
+    /// holds a newer one; returns false for a stale grant. An older entry is dropped: the authority
+    /// only creates a new id for a pattern once the old one has no subscriber on any shard.
+    fn ensure(&mut self, grant: Grant, policy: MatchPolicy, uri: &Arc<str>) -> bool {
+        if let Some(old) = self.trie.get(policy, uri).copied() {
+            if old == grant.id {
+                return true;
             }
-            None => {}
+            match self.subs.get(&old) {
+                Some(s) if s.rev > grant.rev => return false,
+                Some(s) if s.has_interest() => {
+                    tracing::error!(
+                        old,
+                        new = grant.id,
+                        "replacing a subscription that has local subscribers"
+                    );
+                }
+                _ => {}
+            }
+            self.subs.remove(&old);
         }
-        self.trie.insert(policy, uri, id);
+        self.trie.insert(policy, uri, grant.id);
         self.subs.insert(
-            id,
+            grant.id,
             Subscription {
-                id,
+                id: grant.id,
+                rev: grant.rev,
                 policy,
                 uri: uri.clone(),
                 remote: 0,
                 local: Vec::new(),
+                pending: Vec::new(),
                 barrier: 0,
             },
         );
+        true
     }
 
     fn prune(&mut self, id: u64) {
         let Some(s) = self.subs.get(&id) else { return };
-        if s.local.is_empty() && s.remote == 0 {
+        if !s.has_interest() && s.remote == 0 {
             let (policy, uri) = (s.policy, s.uri.clone());
             self.subs.remove(&id);
             if self.trie.get(policy, &uri) == Some(&id) {
@@ -155,7 +233,9 @@ impl Broker {
 }
 
 impl Router {
-    /// SUBSCRIBE: join or create the subscription for (policy, topic).
+    /// SUBSCRIBE: join or create the subscription for (policy, topic). The subscriber receives
+    /// events from the moment its SUBSCRIBED is queued, never before; that happens once every shard
+    /// knows of this shard's interest, so events published anywhere after it reach the subscriber.
     pub(crate) fn on_subscribe(
         &mut self,
         sid: u64,
@@ -173,61 +253,124 @@ impl Router {
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;
         };
+        let (realm, peer) = (session.realm, session.peer.clone());
+        let held = self.local[realm]
+            .broker
+            .local_id(policy, topic)
+            .filter(|id| session.subscriptions.contains(id));
+        if let Some(id) = held {
+            // Subscribing again to what the session holds answers with the same id.
+            self.after_barrier(
+                self.local[realm].broker.get(id).map_or(0, |s| s.barrier),
+                Box::new(move |r, _| r.confirm_subscribed(realm, id, sid, request)),
+            );
+            return Flow::Continue;
+        }
         if session.subscriptions.len() >= self.limits.max_subscriptions {
             self.reply_error(sid, codes::SUBSCRIBE, request, errors::UNAVAILABLE);
             return Flow::Continue;
         }
-        let (realm, peer) = (session.realm, session.peer.clone());
         let broker = &mut self.local[realm].broker;
-
-        // Another session on this shard already holds it: join, reply once the announcement (if one
-        // is still in flight) has reached every shard.
-        if let Some(id) = broker.local_id(policy, topic) {
-            let session = self.sessions.get_mut(&sid).expect("checked above");
-            if !session.subscriptions.contains(&id) {
-                session.subscriptions.push(id);
-                let uri = broker.get(id).map(|s| s.uri.clone()).expect("local_id");
-                broker.add_local(id, policy, &uri, peer.clone());
+        let token = match broker.local_id(policy, topic) {
+            // Another session on this shard holds it: join, active once its announcement (if still
+            // in flight) has reached every shard.
+            Some(id) => {
+                let sub = broker.get(id).expect("local_id");
+                let (grant, uri, token) =
+                    (Grant { id, rev: sub.rev }, sub.uri.clone(), sub.barrier);
+                let active = !self.barriers.contains_key(&token);
+                broker.add_local(grant, policy, &uri, peer, active);
+                self.hold_subscription(sid, id);
+                token
             }
-            let barrier = broker.get(id).map_or(0, |s| s.barrier);
-            let reply = Message::Subscribed {
-                request,
-                subscription: id,
-            };
-            self.reply_after(barrier, &peer, &reply);
-            return Flow::Continue;
-        }
-
-        // First local subscriber: the realm authority names the subscription; every shard learns
-        // that this shard is interested before the client is told it is subscribed.
-        let id = self
-            .realms
-            .control(realm)
-            .join_subscription(policy, topic, self.shard);
-        let uri: Arc<str> = Arc::from(topic);
-        self.local[realm]
+            // First local subscriber: the realm authority names the subscription and every shard
+            // learns of this shard's interest before the subscriber is told it is subscribed.
+            None => {
+                let grant = self
+                    .realms
+                    .authority(realm)
+                    .join_subscription(policy, topic, self.shard);
+                let uri: Arc<str> = Arc::from(topic);
+                let token = self.broadcast(|token| ShardMsg::SubUpdate {
+                    realm,
+                    grant,
+                    policy,
+                    uri: uri.clone(),
+                    add: true,
+                    token,
+                });
+                let broker = &mut self.local[realm].broker;
+                broker.add_local(grant, policy, &uri, peer, token == 0);
+                if let Some(s) = broker.get_mut(grant.id) {
+                    s.barrier = token;
+                }
+                self.hold_subscription(sid, grant.id);
+                token
+            }
+        };
+        let id = self.local[realm]
             .broker
-            .add_local(id, policy, &uri, peer.clone());
+            .local_id(policy, topic)
+            .expect("just added");
+        self.after_barrier(
+            token,
+            Box::new(move |r, outcome| match outcome {
+                BarrierOutcome::Done => r.confirm_subscribed(realm, id, sid, request),
+                BarrierOutcome::TimedOut => r.abandon_subscribe(id, sid, request),
+            }),
+        );
+        Flow::Continue
+    }
+
+    fn hold_subscription(&mut self, sid: u64, id: u64) {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.subscriptions.push(id);
         }
-        let token = self.broadcast(|token| ShardMsg::SubUpdate {
-            realm,
-            id,
-            policy,
-            uri: uri.clone(),
-            add: true,
-            token,
-        });
-        if let Some(s) = self.local[realm].broker.get_mut(id) {
-            s.barrier = token;
+    }
+
+    /// The announcement of subscription `id` has reached every shard: `sid` starts receiving events,
+    /// and SUBSCRIBED is queued before any of them. Nothing happens if the session left or
+    /// unsubscribed meanwhile.
+    fn confirm_subscribed(&mut self, realm: usize, id: u64, sid: u64, request: u64) {
+        let holds = self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.subscriptions.contains(&id));
+        if !holds {
+            return;
         }
-        let reply = Message::Subscribed {
-            request,
-            subscription: id,
+        let broker = &mut self.local[realm].broker;
+        if !broker.activate(id, sid) && !broker.is_active(id, sid) {
+            return;
+        }
+        self.reply(
+            sid,
+            &Message::Subscribed {
+                request,
+                subscription: id,
+            },
+        );
+    }
+
+    /// Another shard never acknowledged the announcement: the subscription is undone and the
+    /// subscriber told so, rather than left waiting or silently missing events.
+    fn abandon_subscribe(&mut self, id: u64, sid: u64, request: u64) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
         };
-        self.reply_after(token, &peer, &reply);
-        Flow::Continue
+        let Some(pos) = session.subscriptions.iter().position(|&s| s == id) else {
+            return;
+        };
+        session.subscriptions.swap_remove(pos);
+        let realm = session.realm;
+        self.drop_subscriber(realm, id, sid);
+        self.reply_error_text(
+            sid,
+            codes::SUBSCRIBE,
+            request,
+            errors::UNAVAILABLE,
+            "a router shard did not confirm the subscription in time",
+        );
     }
 
     /// UNSUBSCRIBE.
@@ -264,15 +407,18 @@ impl Router {
     /// Removes `sid` from subscription `id`; tells the realm and the other shards when this shard has
     /// no subscriber left.
     pub(crate) fn drop_subscriber(&mut self, realm: usize, id: u64, sid: u64) {
-        let Some((policy, uri)) = self.local[realm].broker.remove_local(id, sid) else {
+        let broker = &mut self.local[realm].broker;
+        let rev = broker.get(id).map_or(0, |s| s.rev);
+        let Some((policy, uri)) = broker.remove_local(id, sid) else {
             return;
         };
         self.realms
-            .control(realm)
+            .authority(realm)
             .leave_subscription(policy, &uri, self.shard, id);
+        let grant = Grant { id, rev };
         self.broadcast_no_ack(|| ShardMsg::SubUpdate {
             realm,
-            id,
+            grant,
             policy,
             uri: uri.clone(),
             add: false,
@@ -294,7 +440,10 @@ impl Router {
             .get("acknowledge")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        if !uri::is_valid_uri(topic, false) || topic.len() > self.limits.max_uri_len {
+        if !uri::is_valid_uri(topic, false)
+            || topic.len() > self.limits.max_uri_len
+            || reserved_uri(topic)
+        {
             if acknowledge {
                 self.reply_error(sid, codes::PUBLISH, request, errors::INVALID_URI);
             }
@@ -366,8 +515,14 @@ impl Router {
             if peer.id.get() == exclude {
                 continue;
             }
-            if let Some(frame) = frames.get(peer.enc) {
-                self.push_event(peer, frame);
+            match frames.get(peer.enc) {
+                Some(frame) if frame.len() <= peer.outbox.max_frame() => {
+                    self.push_event(peer, frame)
+                }
+                // Too large for this subscriber (its RawSocket length, the WebSocket message limit,
+                // or grown by transcoding), or not expressible in its serializer: it misses this one
+                // event, everyone else gets it.
+                _ => self.skip_event(peer, frames),
             }
         }
         sub.remote
@@ -389,6 +544,84 @@ pub(crate) fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Serializer;
+    use crate::router::session::Outbox;
+    use crate::router::wire::{Encoding, Wire};
+
+    fn peer(id: u64) -> Rc<Peer> {
+        Rc::new(Peer {
+            id: std::cell::Cell::new(id),
+            enc: Encoding {
+                ser: Serializer::Json,
+                wire: Wire::RawSocket,
+            },
+            outbox: Outbox::new(1 << 20, 1000, 1 << 20),
+            goodbye_sent: std::cell::Cell::new(false),
+        })
+    }
+
+    fn g(id: u64, rev: u64) -> Grant {
+        Grant { id, rev }
+    }
+
+    /// B's first subscriber got X and left; A's subscriber then got Y. B's "add X" arriving late at
+    /// A must not replace Y (and with it A's subscriber), and B's "remove X" must change nothing.
+    #[test]
+    fn a_late_add_of_a_retired_id_is_ignored() {
+        let uri: Arc<str> = Arc::from("t");
+        let mut a = Broker::default();
+        a.add_local(g(200, 5), MatchPolicy::Exact, &uri, peer(1), true);
+        a.set_remote(g(100, 3), MatchPolicy::Exact, &uri, 1, true);
+        a.set_remote(g(100, 3), MatchPolicy::Exact, &uri, 1, false);
+        assert_eq!(a.local_id(MatchPolicy::Exact, "t"), Some(200));
+        assert!(a.is_active(200, 1));
+        assert_eq!(a.len(), 1);
+        let mut m = SmallVec::new();
+        a.matches("t", &mut m);
+        assert_eq!(m.as_slice(), &[(200, MatchPolicy::Exact)]);
+    }
+
+    /// Updates from two shards about two generations of one pattern converge whichever ring is
+    /// drained first.
+    #[test]
+    fn replicas_converge_whatever_the_arrival_order() {
+        let uri: Arc<str> = Arc::from("t");
+        // Shard 1 held X (rev 3) and left; shard 2 then created Y (rev 7).
+        let updates = [
+            (g(100, 3), 1, true),
+            (g(100, 3), 1, false),
+            (g(300, 7), 2, true),
+        ];
+        let orders: [[usize; 3]; 3] = [[0, 1, 2], [2, 0, 1], [0, 2, 1]];
+        for order in orders {
+            let mut r = Broker::default();
+            for i in order {
+                let (grant, shard, add) = updates[i];
+                r.set_remote(grant, MatchPolicy::Exact, &uri, shard, add);
+            }
+            assert_eq!(r.len(), 1, "order {order:?}");
+            let s = r.get(300).expect("the live subscription");
+            assert_eq!(s.remote, 1 << 2, "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn pending_subscribers_receive_nothing_until_activated() {
+        let uri: Arc<str> = Arc::from("t");
+        let mut b = Broker::default();
+        b.add_local(g(9, 1), MatchPolicy::Exact, &uri, peer(1), false);
+        assert_eq!(
+            b.local_id(MatchPolicy::Exact, "t"),
+            Some(9),
+            "pending counts as interest"
+        );
+        assert!(!b.is_active(9, 1));
+        assert!(b.activate(9, 1));
+        assert!(b.is_active(9, 1));
+        assert!(!b.activate(9, 1), "activating twice is a no-op");
+        assert!(b.remove_local(9, 1).is_some());
+        assert!(b.is_empty());
+    }
 
     #[test]
     fn bits_lists_shards() {

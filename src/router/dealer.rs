@@ -16,15 +16,18 @@ use crate::protocol::codes;
 use crate::protocol::errors;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
-use crate::router::session::PendingInvocation;
+use crate::router::authority::Grant;
+use crate::router::session::{HeldRegistration, PendingInvocation};
 use crate::router::trie::UriTrie;
-use crate::router::wire::{frame, AppPayload, Encoding};
-use crate::router::{Flow, Router, ShardMsg};
+use crate::router::wire::{frame, AppPayload, Encoding, FrameError};
+use crate::router::{reserved_uri, BarrierOutcome, Flow, Router, ShardMsg};
 
 /// One registration as seen from one shard.
 #[derive(Clone, Debug)]
 pub struct Registration {
     pub id: u64,
+    /// The authority's revision of `id`: between two ids for one pattern, the higher is the live one.
+    pub rev: u64,
     pub policy: MatchPolicy,
     pub uri: Arc<str>,
     pub shard: usize,
@@ -39,13 +42,18 @@ pub struct Dealer {
 }
 
 impl Dealer {
-    /// Adds (or replaces, for the same pattern) a registration.
+    /// Adds a registration, replacing an older one for the same pattern (the authority retired it);
+    /// an update older than what the replica holds is stale and ignored.
     pub fn insert(&mut self, reg: Registration) {
-        if let Some(old) = self.trie.insert(reg.policy, &reg.uri, reg.id) {
+        if let Some(&old) = self.trie.get(reg.policy, &reg.uri) {
+            if self.regs.get(&old).is_some_and(|o| o.rev > reg.rev) {
+                return;
+            }
             if old != reg.id {
                 self.regs.remove(&old);
             }
         }
+        self.trie.insert(reg.policy, &reg.uri, reg.id);
         self.regs.insert(reg.id, reg);
     }
 
@@ -62,6 +70,11 @@ impl Dealer {
     pub fn route(&self, procedure: &str) -> Option<&Registration> {
         let (_, _, id) = self.trie.best_match(procedure)?;
         self.regs.get(id)
+    }
+
+    /// Every registration of this replica.
+    pub fn iter(&self) -> impl Iterator<Item = &Registration> {
+        self.regs.values()
     }
 
     /// Number of registrations in this replica.
@@ -84,14 +97,26 @@ pub struct Invoke {
     pub caller: u64,
     pub caller_request: u64,
     pub caller_enc: Encoding,
+    pub caller_max_frame: usize,
     /// The concrete procedure, sent in Details only for pattern-based registrations.
     pub procedure: Option<Arc<str>>,
     pub ser: Serializer,
     pub payload: AppPayload,
 }
 
+impl Invoke {
+    /// Answers the caller with an ERROR for its CALL, wherever the caller is.
+    fn fail(&self, r: &mut Router, error: &str, text: &str) {
+        if let Some(err) = error_frame(self.caller_enc, self.caller_request, error, text) {
+            r.send_to_session(self.caller_shard, self.caller, err);
+        }
+    }
+}
+
 impl Router {
-    /// REGISTER: claim the procedure in the realm, then announce it to every shard.
+    /// REGISTER: claim the procedure in the realm, then announce it to every shard. Calls reach the
+    /// callee only after its REGISTERED has been queued (calls that arrive from other shards before
+    /// this shard has heard every acknowledgement wait for it).
     pub(crate) fn on_register(
         &mut self,
         sid: u64,
@@ -110,6 +135,7 @@ impl Router {
         }
         if !uri::is_valid_pattern(procedure, policy, false)
             || procedure.len() > self.limits.max_uri_len
+            || reserved_uri(procedure)
         {
             self.reply_error(sid, codes::REGISTER, request, errors::INVALID_URI);
             return Flow::Continue;
@@ -121,12 +147,12 @@ impl Router {
             self.reply_error(sid, codes::REGISTER, request, errors::UNAVAILABLE);
             return Flow::Continue;
         }
-        let (realm, peer) = (session.realm, session.peer.clone());
+        let realm = session.realm;
         let claimed = self
             .realms
-            .control(realm)
+            .authority(realm)
             .register(policy, procedure, self.shard, sid);
-        let Some(id) = claimed else {
+        let Some(grant) = claimed else {
             self.reply_error(
                 sid,
                 codes::REGISTER,
@@ -136,40 +162,103 @@ impl Router {
             return Flow::Continue;
         };
         let uri: Arc<str> = Arc::from(procedure);
-        self.local[realm].dealer.insert(Registration {
-            id,
-            policy,
-            uri: uri.clone(),
-            shard: self.shard,
-            callee: sid,
-        });
         if let Some(s) = self.sessions.get_mut(&sid) {
-            s.registrations.push(id);
+            s.registrations.push(HeldRegistration {
+                id: grant.id,
+                policy,
+                uri: uri.clone(),
+            });
         }
         let token = self.broadcast(|token| ShardMsg::RegUpdate {
             realm,
-            id,
+            grant,
             policy,
             uri: uri.clone(),
             callee: Some(sid),
             token,
         });
-        let reply = Message::Registered {
-            request,
-            registration: id,
+        let reg = Registration {
+            id: grant.id,
+            rev: grant.rev,
+            policy,
+            uri,
+            shard: self.shard,
+            callee: sid,
         };
-        self.reply_after(token, &peer, &reply);
+        if token != 0 {
+            self.unconfirmed.insert(grant.id, Vec::new());
+        }
+        self.after_barrier(
+            token,
+            Box::new(move |r, outcome| match outcome {
+                BarrierOutcome::Done => r.confirm_registered(realm, reg, request),
+                BarrierOutcome::TimedOut => r.abandon_register(realm, reg.id, sid, request),
+            }),
+        );
         Flow::Continue
+    }
+
+    /// Every shard knows the registration: route this shard's calls to it, queue REGISTERED, then
+    /// the calls that reached it early. Nothing happens if the callee left or unregistered meanwhile.
+    fn confirm_registered(&mut self, realm: usize, reg: Registration, request: u64) {
+        let early = self.unconfirmed.remove(&reg.id).unwrap_or_default();
+        let (id, sid) = (reg.id, reg.callee);
+        if !self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.holds_registration(id))
+        {
+            for inv in early {
+                inv.fail(self, errors::NO_SUCH_PROCEDURE, "the callee left");
+            }
+            return;
+        }
+        self.local[realm].dealer.insert(reg);
+        self.reply(
+            sid,
+            &Message::Registered {
+                request,
+                registration: id,
+            },
+        );
+        for inv in early {
+            self.on_invoke(inv);
+        }
+    }
+
+    /// Another shard never acknowledged the registration: it is undone and the callee told so.
+    fn abandon_register(&mut self, realm: usize, id: u64, sid: u64, request: u64) {
+        let early = self.unconfirmed.remove(&id).unwrap_or_default();
+        for inv in early {
+            inv.fail(
+                self,
+                errors::UNAVAILABLE,
+                "the registration was not confirmed",
+            );
+        }
+        let held = self.sessions.get_mut(&sid).and_then(|s| {
+            let pos = s.registrations.iter().position(|r| r.id == id)?;
+            Some(s.registrations.swap_remove(pos))
+        });
+        if let Some(held) = held {
+            self.drop_registration(realm, &held);
+            self.reply_error_text(
+                sid,
+                codes::REGISTER,
+                request,
+                errors::UNAVAILABLE,
+                "a router shard did not confirm the registration in time",
+            );
+        }
     }
 
     /// UNREGISTER.
     pub(crate) fn on_unregister(&mut self, sid: u64, request: u64, registration: u64) -> Flow {
         let owned = self.sessions.get_mut(&sid).and_then(|s| {
-            let pos = s.registrations.iter().position(|&r| r == registration)?;
-            s.registrations.swap_remove(pos);
-            Some(s.realm)
+            let pos = s.registrations.iter().position(|r| r.id == registration)?;
+            Some((s.realm, s.registrations.swap_remove(pos)))
         });
-        let Some(realm) = owned else {
+        let Some((realm, held)) = owned else {
             self.reply_error(
                 sid,
                 codes::UNREGISTER,
@@ -178,7 +267,7 @@ impl Router {
             );
             return Flow::Continue;
         };
-        self.drop_registration(realm, registration);
+        self.drop_registration(realm, &held);
         self.reply(
             sid,
             &Message::Unregistered {
@@ -189,20 +278,22 @@ impl Router {
         Flow::Continue
     }
 
-    /// Removes registration `id` here, in the realm authority and on every other shard.
-    pub(crate) fn drop_registration(&mut self, realm: usize, id: u64) {
-        let Some(reg) = self.local[realm].dealer.regs.get(&id).cloned() else {
-            return;
-        };
-        self.local[realm].dealer.remove(id);
+    /// Retires a registration here, in the realm authority and on every other shard. Works from
+    /// what the session holds, so a procedure is freed even if this replica never had the entry.
+    pub(crate) fn drop_registration(&mut self, realm: usize, held: &HeldRegistration) {
+        self.local[realm].dealer.remove(held.id);
         self.realms
-            .control(realm)
-            .unregister(reg.policy, &reg.uri, id);
+            .authority(realm)
+            .unregister(held.policy, &held.uri, held.id);
+        let grant = Grant {
+            id: held.id,
+            rev: 0,
+        };
         self.broadcast_no_ack(|| ShardMsg::RegUpdate {
             realm,
-            id,
-            policy: reg.policy,
-            uri: reg.uri.clone(),
+            grant,
+            policy: held.policy,
+            uri: held.uri.clone(),
             callee: None,
             token: 0,
         });
@@ -224,6 +315,7 @@ impl Router {
             return Flow::Continue;
         };
         let (realm, enc) = (session.realm, session.peer.enc);
+        let caller_max_frame = session.peer.outbox.max_frame();
         let Some(reg) = self.local[realm].dealer.route(procedure) else {
             self.reply_error(sid, codes::CALL, request, errors::NO_SUCH_PROCEDURE);
             return Flow::Continue;
@@ -236,6 +328,7 @@ impl Router {
             caller: sid,
             caller_request: request,
             caller_enc: enc,
+            caller_max_frame,
             procedure: (reg.policy != MatchPolicy::Exact).then(|| Arc::from(procedure)),
             ser: enc.ser,
             payload,
@@ -249,46 +342,47 @@ impl Router {
         Flow::Continue
     }
 
-    /// A CALL arriving at the callee's shard: send the INVOCATION and remember the caller.
+    /// A CALL arriving at the callee's shard: send the INVOCATION and remember the caller. Every path
+    /// out of here either queues the INVOCATION with its pending slot taken, or answers the caller.
     pub(crate) fn on_invoke(&mut self, inv: Invoke) {
+        if let Some(early) = self.unconfirmed.get_mut(&inv.registration) {
+            // Reached this shard before every shard acknowledged the registration: the callee must
+            // see REGISTERED first.
+            if early.len() < self.limits.max_pending_invocations {
+                early.push(inv);
+            } else {
+                inv.fail(
+                    self,
+                    errors::UNAVAILABLE,
+                    "the callee has too many calls in progress",
+                );
+            }
+            return;
+        }
         let callee = self
             .sessions
-            .get_mut(&inv.callee)
-            .filter(|s| s.registrations.contains(&inv.registration));
+            .get(&inv.callee)
+            .filter(|s| s.holds_registration(inv.registration));
         let Some(callee) = callee else {
             // The callee left or unregistered while the CALL was on its way.
-            if let Some(err) = error_frame(
-                inv.caller_enc,
-                inv.caller_request,
+            inv.fail(
+                self,
                 errors::NO_SUCH_PROCEDURE,
                 "the callee left before the call reached it",
-            ) {
-                self.send_to_session(inv.caller_shard, inv.caller, err);
-            }
+            );
             return;
         };
         if callee.invocations.len() >= self.limits.max_pending_invocations {
             // The callee is not keeping up: fail fast rather than queue without bound.
-            if let Some(err) = error_frame(
-                inv.caller_enc,
-                inv.caller_request,
+            inv.fail(
+                self,
                 errors::UNAVAILABLE,
                 "the callee has too many calls in progress",
-            ) {
-                self.send_to_session(inv.caller_shard, inv.caller, err);
-            }
+            );
             return;
         }
-        let request = callee.invocation_id();
-        callee.invocations.insert(
-            request,
-            PendingInvocation {
-                caller_shard: inv.caller_shard,
-                caller: inv.caller,
-                caller_request: inv.caller_request,
-                caller_enc: inv.caller_enc,
-            },
-        );
+        let peer = callee.peer.clone();
+        let request = callee.next_invocation_peek();
         let details = match &inv.procedure {
             Some(p) => Val::Dict(vec![(
                 Cow::Borrowed("procedure"),
@@ -297,9 +391,8 @@ impl Router {
             None => Val::empty_dict(),
         };
         let (args, kwargs) = inv.payload.vals(inv.ser);
-        let peer = callee.peer.clone();
-        self.reply_peer(
-            &peer,
+        let framed = frame(
+            peer.enc,
             &Message::Invocation {
                 request,
                 registration: inv.registration,
@@ -308,6 +401,43 @@ impl Router {
                 kwargs,
             },
         );
+        let bytes = match framed {
+            Ok(b) if b.len() <= peer.outbox.max_frame() => b,
+            Ok(_) | Err(FrameError::TooLarge(_)) => {
+                inv.fail(
+                    self,
+                    errors::PAYLOAD_SIZE_EXCEEDED,
+                    "the call is too large for the callee",
+                );
+                return;
+            }
+            Err(FrameError::Codec(e)) => {
+                let text = format!("the call cannot be expressed in the callee's serializer: {e}");
+                inv.fail(self, errors::INVALID_ARGUMENT, &text);
+                return;
+            }
+        };
+        let callee = self.sessions.get_mut(&inv.callee).expect("checked above");
+        let taken = callee.invocation_id();
+        debug_assert_eq!(taken, request);
+        callee.invocations.insert(
+            request,
+            PendingInvocation {
+                caller_shard: inv.caller_shard,
+                caller: inv.caller,
+                caller_request: inv.caller_request,
+                caller_enc: inv.caller_enc,
+                caller_max_frame: inv.caller_max_frame,
+            },
+        );
+        self.push(&peer, bytes);
+    }
+
+    /// True if the router ever sent session `sid` an INVOCATION with this request id.
+    pub(crate) fn invocation_was_sent(&self, sid: u64, request: u64) -> bool {
+        self.sessions
+            .get(&sid)
+            .is_some_and(|s| s.invocation_was_sent(request))
     }
 
     /// YIELD: the callee's answer becomes the caller's RESULT.
@@ -368,22 +498,27 @@ impl Router {
         Some((pending, session.peer.enc.ser))
     }
 
-    /// Encodes `msg` in the caller's encoding and sends it to the caller, wherever it is.
+    /// Encodes `msg` in the caller's encoding and sends it to the caller, wherever it is. An answer
+    /// the caller could not take (too large, or not expressible in its serializer) becomes an ERROR,
+    /// so the caller is never left waiting.
     fn answer_caller(&mut self, pending: &PendingInvocation, msg: &Message<'_>) {
-        match frame(pending.caller_enc, msg) {
-            Ok(bytes) => self.send_to_session(pending.caller_shard, pending.caller, bytes),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode the answer to a CALL");
-                let err = error_frame(
-                    pending.caller_enc,
-                    pending.caller_request,
-                    errors::INVALID_ARGUMENT,
-                    "the callee's answer cannot be expressed in the caller's serializer",
-                );
-                if let Some(b) = err {
-                    self.send_to_session(pending.caller_shard, pending.caller, b);
-                }
+        let (error, text) = match frame(pending.caller_enc, msg) {
+            Ok(bytes) if bytes.len() <= pending.caller_max_frame => {
+                self.send_to_session(pending.caller_shard, pending.caller, bytes);
+                return;
             }
+            Ok(_) | Err(FrameError::TooLarge(_)) => (
+                errors::PAYLOAD_SIZE_EXCEEDED,
+                "the callee's answer is too large for the caller".to_string(),
+            ),
+            Err(FrameError::Codec(e)) => (
+                errors::INVALID_ARGUMENT,
+                format!("the callee's answer cannot be expressed in the caller's serializer: {e}"),
+            ),
+        };
+        tracing::debug!(caller = pending.caller, "{text}");
+        if let Some(b) = error_frame(pending.caller_enc, pending.caller_request, error, &text) {
+            self.send_to_session(pending.caller_shard, pending.caller, b);
         }
     }
 
@@ -416,4 +551,44 @@ fn error_frame(enc: Encoding, request: u64, error: &str, text: &str) -> Option<B
         kwargs: None,
     };
     frame(enc, &msg).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(id: u64, rev: u64, shard: usize, callee: u64) -> Registration {
+        Registration {
+            id,
+            rev,
+            policy: MatchPolicy::Exact,
+            uri: Arc::from("p"),
+            shard,
+            callee,
+        }
+    }
+
+    /// B's callee registered X and unregistered; A's callee then registered Y. B's late "add X"
+    /// must not take the procedure from Y, and B's "remove X" must not remove Y.
+    #[test]
+    fn a_late_registration_of_a_retired_id_is_ignored() {
+        let mut a = Dealer::default();
+        a.insert(reg(20, 5, 0, 1));
+        a.insert(reg(10, 3, 1, 2));
+        a.remove(10);
+        assert_eq!(a.route("p").map(|r| r.id), Some(20));
+        assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn a_newer_registration_replaces_an_older_one() {
+        let mut a = Dealer::default();
+        a.insert(reg(10, 3, 1, 2));
+        a.insert(reg(20, 5, 0, 1));
+        assert_eq!(a.route("p").map(|r| (r.id, r.callee)), Some((20, 1)));
+        a.remove(10);
+        assert_eq!(a.route("p").map(|r| r.id), Some(20));
+        a.remove(20);
+        assert!(a.route("p").is_none() && a.is_empty());
+    }
 }

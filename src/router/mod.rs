@@ -9,9 +9,11 @@
 //! A `Router` is owned by one shard thread and never shared; sessions on other shards are reached only
 //! through the mesh. See [`realm`] for where routing state lives and why.
 
+pub mod authority;
 pub mod broker;
 pub mod dealer;
 pub mod ids;
+pub mod inspect;
 pub mod realm;
 pub mod session;
 pub mod trie;
@@ -30,11 +32,16 @@ use crate::protocol::codes;
 use crate::protocol::errors;
 use crate::protocol::uri::MatchPolicy;
 use crate::protocol::{Message, Val};
+use crate::router::authority::Grant;
 use crate::router::broker::Broker;
 use crate::router::dealer::{Dealer, Invoke};
 use crate::router::realm::Realms;
 use crate::router::session::{Outbox, Peer, Push, Session};
 use crate::router::wire::{frame, AppPayload, Encoding, EventFrames};
+
+/// How long an update may wait for every other shard's acknowledgement. Only a shard that is stuck
+/// (or gone) misses it; the client then gets an ERROR instead of waiting forever.
+pub const BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A connection handed from an acceptor thread to a shard.
 pub struct Incoming {
@@ -49,8 +56,16 @@ pub enum IncomingStream {
     Unix(std::os::unix::net::UnixStream),
 }
 
+/// What acceptor threads and the server hand to a shard outside the shard-to-shard rings.
+pub enum Handoff {
+    /// A new connection.
+    Conn(Incoming),
+    /// A request for the shard's routing state (consistency checks, diagnostics).
+    Inspect(std::sync::mpsc::Sender<inspect::ShardReport>),
+}
+
 /// The mesh type the router uses.
-pub type ShardMesh = Mesh<ShardMsg, Incoming>;
+pub type ShardMesh = Mesh<ShardMsg, Handoff>;
 
 /// What travels between shards.
 pub enum ShardMsg {
@@ -69,7 +84,7 @@ pub enum ShardMsg {
     /// The sending shard gained (`add`) or lost its subscribers of a subscription.
     SubUpdate {
         realm: usize,
-        id: u64,
+        grant: Grant,
         policy: MatchPolicy,
         uri: Arc<str>,
         add: bool,
@@ -79,7 +94,7 @@ pub enum ShardMsg {
     /// A registration on the sending shard appeared (`callee` set) or went away.
     RegUpdate {
         realm: usize,
-        id: u64,
+        grant: Grant,
         policy: MatchPolicy,
         uri: Arc<str>,
         callee: Option<u64>,
@@ -157,16 +172,31 @@ impl Conn {
                 id: Cell::new(0),
                 enc,
                 outbox: Outbox::new(queue_bytes, queue_msgs, max_frame),
+                goodbye_sent: Cell::new(false),
             }),
             session: None,
         }
     }
 }
 
-/// Replies waiting for every other shard to acknowledge one update.
+/// How a barrier ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BarrierOutcome {
+    /// Every other shard applied the update.
+    Done,
+    /// Some shard did not acknowledge within [`BARRIER_TIMEOUT`].
+    TimedOut,
+}
+
+/// What runs when a barrier ends: typically "start delivering to the new subscriber, then queue its
+/// SUBSCRIBED", so that the reply and the routing change happen in one step.
+pub(crate) type Completion = Box<dyn FnOnce(&mut Router, BarrierOutcome)>;
+
+/// Work waiting for every other shard to acknowledge one update.
 struct Barrier {
     remaining: usize,
-    replies: Vec<(Rc<Peer>, Bytes)>,
+    started: std::time::Instant,
+    then: Vec<Completion>,
 }
 
 /// Per-realm routing state of one shard.
@@ -187,6 +217,13 @@ pub struct Router {
     out: Outgoing<ShardMsg>,
     barriers: AHashMap<u64, Barrier>,
     next_token: u64,
+    /// Registrations of this shard's callees not yet acknowledged by every shard, with the calls
+    /// that reached them early (delivered right after REGISTERED).
+    unconfirmed: AHashMap<u64, Vec<dealer::Invoke>>,
+    /// EVENTs not delivered to one subscriber because they were too large for it.
+    skipped_events: Cell<u64>,
+    /// The last flush left messages staged because a destination ring was full.
+    ring_full: bool,
     limits: Limits,
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
@@ -210,6 +247,9 @@ impl Router {
             out: Outgoing::new(shard, shards),
             barriers: AHashMap::new(),
             next_token: 0,
+            unconfirmed: AHashMap::new(),
+            skipped_events: Cell::new(0),
+            ring_full: false,
             limits,
         }
     }
@@ -223,8 +263,15 @@ impl Router {
     pub fn on_frame(&mut self, conn: &mut Conn, frame: &Bytes) -> Flow {
         let msg = match Message::parse(conn.peer.enc.ser, frame) {
             Ok(m) => m,
+            Err(e) if conn.peer.goodbye_sent.get() => {
+                tracing::debug!("ignoring a malformed message after GOODBYE: {e}");
+                return Flow::Continue;
+            }
             Err(e) => return self.violation(conn, &format!("malformed message: {e}")),
         };
+        if conn.peer.goodbye_sent.get() {
+            return awaiting_goodbye(&msg);
+        }
         let Some(sid) = conn.session else {
             return self.on_hello(conn, msg);
         };
@@ -269,6 +316,12 @@ impl Router {
                 kwargs,
                 ..
             } => {
+                if !self.invocation_was_sent(sid, request) {
+                    return self.violation(
+                        conn,
+                        &format!("YIELD for INVOCATION {request}, which was never sent"),
+                    );
+                }
                 let payload = AppPayload::from_frame(frame, &args, &kwargs);
                 self.on_yield(sid, request, payload)
             }
@@ -287,6 +340,12 @@ impl Router {
                             "ERROR for {} is not something a client may send",
                             codes::name(request_type)
                         ),
+                    );
+                }
+                if !self.invocation_was_sent(sid, request) {
+                    return self.violation(
+                        conn,
+                        &format!("ERROR for INVOCATION {request}, which was never sent"),
                     );
                 }
                 let payload = AppPayload::from_frame(frame, &args, &kwargs);
@@ -315,7 +374,7 @@ impl Router {
                 self.end_session(conn);
                 Flow::Close
             }
-            // Call cancelling is not announced; a CANCEL is answered by the callee's result as usual.
+            // Call canceling is not announced; a CANCEL is answered by the callee's result as usual.
             Message::Cancel { .. } => Flow::Continue,
             Message::Hello { .. } => self.violation(conn, "HELLO on an established session"),
             other => self.violation(
@@ -352,9 +411,17 @@ impl Router {
             self.abort(conn, errors::NO_SUCH_REALM, &format!("no realm {realm}"));
             return Flow::Close;
         };
-        let mut id = ids::global();
+        if !offers_anonymous(&details) {
+            self.abort(
+                conn,
+                errors::NO_MATCHING_AUTH_METHOD,
+                "this realm accepts only the authmethod 'anonymous'",
+            );
+            return Flow::Close;
+        }
+        let mut id = ids::session(self.shard, self.shards);
         while self.sessions.contains_key(&id) {
-            id = ids::global();
+            id = ids::session(self.shard, self.shards);
         }
         conn.peer.id.set(id);
         conn.peer.outbox.set_policy(self.policies[realm_idx]);
@@ -422,8 +489,8 @@ impl Router {
         for id in session.subscriptions.iter().copied() {
             self.drop_subscriber(realm, id, sid);
         }
-        for id in session.registrations.iter().copied() {
-            self.drop_registration(realm, id);
+        for held in &session.registrations {
+            self.drop_registration(realm, held);
         }
         self.fail_invocations(session.invocations.into_values());
     }
@@ -463,9 +530,11 @@ impl Router {
         }
     }
 
-    /// Ends every session on this shard for a router shutdown: GOODBYE `wamp.close.system_shutdown`,
-    /// then the transport closes once everything queued has been written.
-    pub fn shutdown(&mut self) {
+    /// Ends every session on this shard for a router shutdown: GOODBYE `wamp.close.system_shutdown`
+    /// and the routing state is cleaned up at once; the connections stay open for the clients'
+    /// GOODBYE replies. Returns the peers, which the caller closes once they replied or a grace period
+    /// has passed ([`Router::close_after_goodbye`]).
+    pub fn shutdown(&mut self) -> Vec<Rc<Peer>> {
         let goodbye = Message::Goodbye {
             details: Val::Dict(vec![(
                 Cow::Borrowed("message"),
@@ -474,15 +543,21 @@ impl Router {
             reason: Cow::Borrowed(errors::SYSTEM_SHUTDOWN),
         };
         let peers: Vec<Rc<Peer>> = self.sessions.values().map(|s| s.peer.clone()).collect();
-        for peer in peers {
-            self.reply_peer(&peer, &goodbye);
+        for peer in &peers {
+            self.reply_peer(peer, &goodbye);
+            peer.goodbye_sent.set(true);
             let mut conn = Conn {
                 peer: peer.clone(),
                 session: Some(peer.id.get()),
             };
             self.end_session(&mut conn);
-            peer.outbox.close(wire::close_frame(peer.enc));
         }
+        peers
+    }
+
+    /// Closes a connection the router said GOODBYE to, whether or not the client replied.
+    pub fn close_after_goodbye(peer: &Peer) {
+        peer.outbox.close(wire::close_frame(peer.enc));
     }
 
     /// Handles one message from another shard.
@@ -504,7 +579,7 @@ impl Router {
             }
             ShardMsg::SubUpdate {
                 realm,
-                id,
+                grant,
                 policy,
                 uri,
                 add,
@@ -512,12 +587,12 @@ impl Router {
             } => {
                 self.local[realm]
                     .broker
-                    .set_remote(id, policy, &uri, src, add);
+                    .set_remote(grant, policy, &uri, src, add);
                 self.ack(src, token);
             }
             ShardMsg::RegUpdate {
                 realm,
-                id,
+                grant,
                 policy,
                 uri,
                 callee,
@@ -526,13 +601,14 @@ impl Router {
                 let dealer = &mut self.local[realm].dealer;
                 match callee {
                     Some(callee) => dealer.insert(dealer::Registration {
-                        id,
+                        id: grant.id,
+                        rev: grant.rev,
                         policy,
                         uri,
                         shard: src,
                         callee,
                     }),
-                    None => dealer.remove(id),
+                    None => dealer.remove(grant.id),
                 }
                 self.ack(src, token);
             }
@@ -540,18 +616,17 @@ impl Router {
         }
     }
 
-    /// True while messages for other shards are staged because a ring was full.
+    /// True while messages for other shards are staged because a ring was full (not merely staged
+    /// for the end-of-turn flush).
     pub fn backlogged(&self) -> bool {
-        !self.out.is_empty()
+        self.ring_full
     }
 
     /// Pushes everything staged for other shards into the mesh, one wake-up per destination. Returns
     /// true if a ring was full and messages are still staged (the caller retries later).
     pub fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
-            return false;
-        }
-        self.out.flush(&self.mesh)
+        self.ring_full = !self.out.is_empty() && self.out.flush(&self.mesh);
+        self.ring_full
     }
 
     // ---- sending -------------------------------------------------------------------------------
@@ -588,6 +663,26 @@ impl Router {
         }
     }
 
+    /// Counts and logs an EVENT one subscriber could not take (too large for it, or not expressible
+    /// in its serializer); logged at powers of two so a stream of them cannot flood the log.
+    pub(crate) fn skip_event(&self, peer: &Peer, frames: &EventFrames) {
+        let n = self.skipped_events.get() + 1;
+        self.skipped_events.set(n);
+        if n.is_power_of_two() {
+            tracing::warn!(
+                session = peer.id.get(),
+                subscription = frames.subscription,
+                skipped_on_this_shard = n,
+                "an EVENT was too large for a subscriber (or not expressible in its serializer); skipped for it"
+            );
+        }
+    }
+
+    /// EVENTs skipped for single subscribers on this shard so far.
+    pub fn skipped_events(&self) -> u64 {
+        self.skipped_events.get()
+    }
+
     /// Encodes `msg` for `peer` and queues it.
     pub(crate) fn reply_peer(&self, peer: &Peer, msg: &Message<'_>) {
         match frame(peer.enc, msg) {
@@ -618,6 +713,28 @@ impl Router {
         );
     }
 
+    /// Sends ERROR with error URI `error` and a human-readable message as its only argument.
+    pub(crate) fn reply_error_text(
+        &self,
+        sid: u64,
+        request_type: u64,
+        request: u64,
+        error: &str,
+        text: &str,
+    ) {
+        self.reply(
+            sid,
+            &Message::Error {
+                request_type,
+                request,
+                details: Val::empty_dict(),
+                error: Cow::Borrowed(error),
+                args: Some(Val::List(vec![Val::Str(Cow::Borrowed(text))])),
+                kwargs: None,
+            },
+        );
+    }
+
     /// Queues a finished frame for session `session` on shard `shard` (this one or another).
     pub(crate) fn send_to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
         if shard == self.shard {
@@ -643,7 +760,8 @@ impl Router {
             token,
             Barrier {
                 remaining: self.shards - 1,
-                replies: Vec::new(),
+                started: std::time::Instant::now(),
+                then: Vec::new(),
             },
         );
         for shard in (0..self.shards).filter(|&s| s != self.shard) {
@@ -659,18 +777,11 @@ impl Router {
         }
     }
 
-    /// Sends `msg` to `peer` once barrier `token` completes (at once if it already has).
-    pub(crate) fn reply_after(&mut self, token: u64, peer: &Rc<Peer>, msg: &Message<'_>) {
-        let bytes = match frame(peer.enc, msg) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode {}", codes::name(msg.code()));
-                return;
-            }
-        };
+    /// Runs `then` once barrier `token` ends (at once, as done, if it already has or is 0).
+    pub(crate) fn after_barrier(&mut self, token: u64, then: Completion) {
         match self.barriers.get_mut(&token) {
-            Some(b) => b.replies.push((peer.clone(), bytes)),
-            None => self.push(peer, bytes),
+            Some(b) => b.then.push(then),
+            None => then(self, BarrierOutcome::Done),
         }
     }
 
@@ -682,15 +793,81 @@ impl Router {
 
     fn on_ack(&mut self, token: u64) {
         let Some(b) = self.barriers.get_mut(&token) else {
-            return;
+            return; // timed out already
         };
         b.remaining -= 1;
         if b.remaining == 0 {
             let b = self.barriers.remove(&token).expect("present");
-            for (peer, bytes) in b.replies {
-                self.push(&peer, bytes);
+            for then in b.then {
+                then(self, BarrierOutcome::Done);
             }
         }
+    }
+
+    /// Periodic housekeeping: ends barriers some shard has not acknowledged in time, saying so.
+    pub fn tick(&mut self) {
+        let expired: Vec<u64> = self
+            .barriers
+            .iter()
+            .filter(|(_, b)| b.started.elapsed() >= BARRIER_TIMEOUT)
+            .map(|(&t, _)| t)
+            .collect();
+        for token in expired {
+            let b = self.barriers.remove(&token).expect("listed");
+            tracing::error!(
+                shard = self.shard,
+                missing = b.remaining,
+                "{} shard(s) did not acknowledge a routing update within {:?}; answering the request with an error",
+                b.remaining,
+                BARRIER_TIMEOUT
+            );
+            for then in b.then {
+                then(self, BarrierOutcome::TimedOut);
+            }
+        }
+    }
+
+    /// This shard's routing state, for consistency checks.
+    pub fn inspect(&self) -> inspect::ShardReport {
+        inspect::ShardReport::of(self.shard, &self.local, &self.sessions, self.barriers.len())
+    }
+}
+
+/// True if HELLO.Details lets the session in as anonymous: no `authmethods`, or a list naming
+/// `anonymous` (the only method this router offers).
+fn offers_anonymous(details: &Val<'_>) -> bool {
+    let Some(methods) = details.get("authmethods") else {
+        return true;
+    };
+    let decoded = match methods {
+        Val::Raw(p) => Val::decode(p).ok(),
+        other => Some(other),
+    };
+    match decoded {
+        Some(Val::List(items)) => {
+            items.is_empty()
+                || items
+                    .iter()
+                    .any(|m| m.as_str().as_deref() == Some("anonymous"))
+        }
+        Some(Val::Str(m)) => m == "anonymous",
+        // A wrongly typed attribute of HELLO is ignored like an unknown one.
+        _ => true,
+    }
+}
+
+/// True for URIs the router owns: clients may call and subscribe to them (the meta API) but may not
+/// register or publish them, so they can neither shadow router procedures nor fake router events.
+pub(crate) fn reserved_uri(uri: &str) -> bool {
+    uri.starts_with("wamp.")
+}
+
+/// What to do with a message on a connection that was sent GOODBYE by the router: the client's
+/// GOODBYE (or ABORT) ends it; anything else is ignored while the router waits.
+fn awaiting_goodbye(msg: &Message<'_>) -> Flow {
+    match msg {
+        Message::Goodbye { .. } | Message::Abort { .. } => Flow::Close,
+        _ => Flow::Continue,
     }
 }
 

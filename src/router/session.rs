@@ -87,6 +87,11 @@ impl Outbox {
         }
     }
 
+    /// The largest frame the peer accepts, transport header included.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
     /// Sets what a full queue means for EVENTs.
     pub fn set_policy(&self, policy: SlowConsumerPolicy) {
         self.policy.set(policy);
@@ -211,6 +216,8 @@ pub struct Peer {
     pub id: std::cell::Cell<u64>,
     pub enc: Encoding,
     pub outbox: Outbox,
+    /// The router said GOODBYE (shutdown) and waits for the client's GOODBYE in reply.
+    pub goodbye_sent: Cell<bool>,
 }
 
 /// An INVOCATION this shard sent to one of its callees and is waiting on.
@@ -219,6 +226,18 @@ pub struct PendingInvocation {
     pub caller: u64,
     pub caller_request: u64,
     pub caller_enc: Encoding,
+    /// The largest frame the caller accepts: a RESULT or ERROR longer than that is replaced by
+    /// `wamp.error.payload_size_exceeded`.
+    pub caller_max_frame: usize,
+}
+
+/// A registration a session holds, with what is needed to retire it even if this shard's replica
+/// has not (or no longer) got it.
+#[derive(Clone, Debug)]
+pub struct HeldRegistration {
+    pub id: u64,
+    pub policy: crate::protocol::uri::MatchPolicy,
+    pub uri: std::sync::Arc<str>,
 }
 
 /// The routing state of one established session.
@@ -227,12 +246,14 @@ pub struct Session {
     pub realm: usize,
     /// Subscriptions this session holds (ids).
     pub subscriptions: SmallVec<[u64; 4]>,
-    /// Registrations this session holds (ids).
-    pub registrations: SmallVec<[u64; 2]>,
+    /// Registrations this session holds.
+    pub registrations: SmallVec<[HeldRegistration; 2]>,
     /// Invocations sent to this session as callee, by INVOCATION request id.
     pub invocations: AHashMap<u64, PendingInvocation>,
     /// Router-scope request id counter for INVOCATIONs to this session.
     pub next_invocation: u64,
+    /// The INVOCATION counter has wrapped past 2^53 at least once.
+    pub invocations_wrapped: bool,
     /// The last session-scope request id the client used (they must count up by one).
     pub last_request: u64,
 }
@@ -247,14 +268,41 @@ impl Session {
             registrations: SmallVec::new(),
             invocations: AHashMap::new(),
             next_invocation: 0,
+            invocations_wrapped: false,
             last_request: 0,
         }
     }
 
-    /// The next INVOCATION request id (router scope: sequential per session, from 1).
+    /// The next INVOCATION request id (router scope: sequential per session, from 1, back to 1 after
+    /// 2^53 as the spec asks).
     pub fn invocation_id(&mut self) -> u64 {
+        if self.next_invocation >= crate::router::ids::MAX_ID {
+            self.next_invocation = 0;
+            self.invocations_wrapped = true;
+        }
         self.next_invocation += 1;
         self.next_invocation
+    }
+
+    /// The id [`Session::invocation_id`] will hand out next, without taking it (an INVOCATION that
+    /// turns out too large for the callee must not use up an id).
+    pub fn next_invocation_peek(&self) -> u64 {
+        if self.next_invocation >= crate::router::ids::MAX_ID {
+            1
+        } else {
+            self.next_invocation + 1
+        }
+    }
+
+    /// True if the router has sent this session an INVOCATION with request id `request` (answered or
+    /// not). A YIELD or ERROR for any other id is a protocol violation.
+    pub fn invocation_was_sent(&self, request: u64) -> bool {
+        self.invocations_wrapped || (1..=self.next_invocation).contains(&request)
+    }
+
+    /// True if the session holds registration `id`.
+    pub fn holds_registration(&self, id: u64) -> bool {
+        self.registrations.iter().any(|r| r.id == id)
     }
 }
 

@@ -37,11 +37,45 @@ impl Encoding {
 /// Space reserved in front of an encoded message for the largest server frame header.
 const HEADROOM: usize = 10;
 
+/// Why a message could not be framed.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The message cannot be expressed in the receiver's serializer.
+    Codec(CodecError),
+    /// The encoded message is longer than the transport can carry at all (RawSocket: 2^24 bytes).
+    /// Receivers announce smaller limits; those are checked against the finished frame.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Codec(e) => write!(f, "{e}"),
+            FrameError::TooLarge(n) => write!(f, "message of {n} bytes is too large to frame"),
+        }
+    }
+}
+
+impl From<CodecError> for FrameError {
+    fn from(e: CodecError) -> Self {
+        FrameError::Codec(e)
+    }
+}
+
 /// Encodes `msg` and frames it for `enc`, in one buffer without copying the body.
-pub fn frame(enc: Encoding, msg: &Message<'_>) -> Result<Bytes, CodecError> {
+///
+/// Every outgoing message passes through here, and the size check comes before the transport header
+/// is written: a publication or answer that grew past what the transport can carry (a PUBLISH of the
+/// largest allowed frame becomes a slightly longer EVENT; msgpack bin becomes longer JSON base64) is
+/// an error for that one receiver, never a panic.
+pub fn frame(enc: Encoding, msg: &Message<'_>) -> Result<Bytes, FrameError> {
     let mut v = Vec::with_capacity(128);
     v.resize(HEADROOM, 0);
     msg.encode(enc.ser, &mut v)?;
+    let len = v.len() - HEADROOM;
+    if enc.wire == Wire::RawSocket && len > rawsocket::MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len));
+    }
     Ok(seal(enc, v))
 }
 
@@ -165,7 +199,8 @@ impl EventFrames {
         match frame(enc, &msg) {
             Ok(b) => Some(b),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot encode EVENT for {:?}", enc);
+                // Counted and logged per skipped subscriber by the shard that delivers it.
+                tracing::debug!(error = %e, "cannot frame EVENT for {:?}", enc);
                 None
             }
         }

@@ -475,3 +475,81 @@ pub fn list<'a>(items: Vec<Val<'a>>) -> Val<'a> {
 pub fn s(v: &str) -> Val<'_> {
     Val::Str(Cow::Borrowed(v))
 }
+
+impl Client {
+    /// Connects over RawSocket announcing that it accepts messages up to `1 << (9 + exp)` bytes,
+    /// and joins `realm1`.
+    pub fn join_rs_max(addr: &str, ser: Serializer, exp: u8) -> Client {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(&[0x7F, (exp << 4) | ser.rawsocket_id(), 0, 0])
+            .unwrap();
+        let mut reply = [0u8; 4];
+        s.read_exact(&mut reply).unwrap();
+        assert_eq!(reply[1] & 0x0F, ser.rawsocket_id(), "handshake refused");
+        let mut c = Client::with(Link::Rs(s), ser);
+        c.hello("realm1");
+        c
+    }
+
+    /// Sends CALL with positional arguments; returns the request id.
+    pub fn send_call(&mut self, procedure: &str, args: Val<'_>) -> u64 {
+        let request = self.req();
+        self.send(&Message::Call {
+            request,
+            options: Val::empty_dict(),
+            procedure: Cow::Borrowed(procedure),
+            args: Some(args),
+            kwargs: None,
+        });
+        request
+    }
+
+    /// Expects an INVOCATION; returns its request id and decoded arguments.
+    pub fn invocation(&mut self) -> (u64, Option<Val<'static>>) {
+        self.recv_with(|m| match m {
+            Message::Invocation { request, args, .. } => (request, args.map(|a| a.into_owned())),
+            other => panic!("expected INVOCATION, got {other:?}"),
+        })
+    }
+
+    /// Sends YIELD for INVOCATION `request` with positional arguments.
+    pub fn send_yield(&mut self, request: u64, args: Val<'_>) {
+        self.send(&Message::Yield {
+            request,
+            options: Val::empty_dict(),
+            args: Some(args),
+            kwargs: None,
+        });
+    }
+
+    /// Expects RESULT for `request`; returns its decoded arguments.
+    pub fn result(&mut self, request: u64) -> Option<Val<'static>> {
+        self.recv_with(|m| match m {
+            Message::Result {
+                request: r, args, ..
+            } => {
+                assert_eq!(r, request, "RESULT for another call");
+                args.map(|a| a.into_owned())
+            }
+            other => panic!("expected RESULT for {request}, got {other:?}"),
+        })
+    }
+
+    /// Expects ERROR `uri` for a request of type `request_type` with id `request`.
+    pub fn expect_error_uri(&mut self, request_type: u64, request: u64, uri: &str) {
+        self.recv_with(|m| match m {
+            Message::Error {
+                request_type: t,
+                request: r,
+                error,
+                ..
+            } => {
+                assert_eq!((t, r), (request_type, request), "ERROR for another request");
+                assert_eq!(error, uri);
+            }
+            other => panic!("expected ERROR {uri}, got {other:?}"),
+        })
+    }
+}

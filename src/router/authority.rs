@@ -1,0 +1,277 @@
+//! The realm authority: the one place that decides identity — which id a subscription or registration
+//! has, which callee owns a procedure — behind a narrow, versioned interface.
+//!
+//! Shards hold replicas of the routing tables and route from them without a lock; the authority is
+//! consulted only when a shard gains its first or loses its last subscriber of a (policy, topic), and
+//! on REGISTER/UNREGISTER. Every id it hands out carries a *revision*, taken from one per-realm counter
+//! that only grows. Replicas use it to converge whatever order updates arrive in: the authority only
+//! names a new id for a pattern after the previous id for that pattern has been retired everywhere, so
+//! between two ids claiming the same pattern the one with the higher revision is always the live one,
+//! and an update carrying a lower revision is stale and ignored.
+//!
+//! [`LocalAuthority`] keeps the state in process memory under a mutex. The trait is what a multi-node
+//! backplane (a key-value store with revisions, say) would implement instead; nothing on the PUBLISH
+//! or CALL path calls it.
+
+use std::sync::{Mutex, MutexGuard};
+
+use ahash::{AHashMap, AHashSet};
+
+use crate::protocol::uri::MatchPolicy;
+use crate::router::ids;
+
+/// An id the authority handed out, with the revision at which it was created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub id: u64,
+    pub rev: u64,
+}
+
+/// A subscription as the authority knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubRecord {
+    pub policy: MatchPolicy,
+    pub uri: String,
+    pub grant: Grant,
+    /// Bit `s` set: shard `s` has at least one subscriber.
+    pub shards: u64,
+}
+
+/// A registration as the authority knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegRecord {
+    pub policy: MatchPolicy,
+    pub uri: String,
+    pub grant: Grant,
+    pub shard: usize,
+    pub session: u64,
+}
+
+/// Everything one realm's authority holds, for inspection and consistency checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthoritySnapshot {
+    pub subscriptions: Vec<SubRecord>,
+    pub registrations: Vec<RegRecord>,
+}
+
+/// Decides subscription and registration identity for one realm.
+pub trait Authority: Send + Sync {
+    /// `shard` now has subscribers for (policy, uri): the subscription's id, created if none exists.
+    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant;
+    /// `shard` has no subscriber left for subscription `id` of (policy, uri). True when that retired
+    /// the id (no shard has subscribers any more).
+    fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool;
+    /// Makes `session` on `shard` the callee of (policy, uri); None if the procedure is taken.
+    fn register(&self, policy: MatchPolicy, uri: &str, shard: usize, session: u64)
+        -> Option<Grant>;
+    /// Retires registration `id` of (policy, uri); false if it was not the current one.
+    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64) -> bool;
+    /// A copy of the whole state.
+    fn snapshot(&self) -> AuthoritySnapshot;
+}
+
+#[derive(Debug)]
+struct SubInfo {
+    grant: Grant,
+    shards: u64,
+}
+
+#[derive(Debug)]
+struct RegInfo {
+    grant: Grant,
+    shard: usize,
+    session: u64,
+}
+
+#[derive(Default)]
+struct State {
+    subs: [AHashMap<Box<str>, SubInfo>; 3],
+    regs: [AHashMap<Box<str>, RegInfo>; 3],
+    ids: AHashSet<u64>,
+    rev: u64,
+}
+
+impl State {
+    fn grant(&mut self) -> Grant {
+        self.rev += 1;
+        loop {
+            let id = ids::global();
+            if self.ids.insert(id) {
+                return Grant { id, rev: self.rev };
+            }
+        }
+    }
+}
+
+fn slot(p: MatchPolicy) -> usize {
+    match p {
+        MatchPolicy::Exact => 0,
+        MatchPolicy::Prefix => 1,
+        MatchPolicy::Wildcard => 2,
+    }
+}
+
+const POLICIES: [MatchPolicy; 3] = [
+    MatchPolicy::Exact,
+    MatchPolicy::Prefix,
+    MatchPolicy::Wildcard,
+];
+
+/// The in-process authority: a mutex around the maps, taken only on (un)subscribe and (un)register.
+#[derive(Default)]
+pub struct LocalAuthority {
+    state: Mutex<State>,
+}
+
+impl LocalAuthority {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Each update is a single insert or remove, so the maps are consistent even if a holder
+        // panicked: a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Authority for LocalAuthority {
+    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant {
+        let mut st = self.lock();
+        if let Some(info) = st.subs[slot(policy)].get_mut(uri) {
+            info.shards |= 1 << shard;
+            return info.grant;
+        }
+        let grant = st.grant();
+        st.subs[slot(policy)].insert(
+            uri.into(),
+            SubInfo {
+                grant,
+                shards: 1 << shard,
+            },
+        );
+        grant
+    }
+
+    fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool {
+        let mut st = self.lock();
+        let map = &mut st.subs[slot(policy)];
+        let retire = match map.get_mut(uri) {
+            Some(info) if info.grant.id == id => {
+                info.shards &= !(1 << shard);
+                info.shards == 0
+            }
+            _ => false,
+        };
+        if retire {
+            map.remove(uri);
+            st.ids.remove(&id);
+        }
+        retire
+    }
+
+    fn register(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        shard: usize,
+        session: u64,
+    ) -> Option<Grant> {
+        let mut st = self.lock();
+        if st.regs[slot(policy)].contains_key(uri) {
+            return None;
+        }
+        let grant = st.grant();
+        st.regs[slot(policy)].insert(
+            uri.into(),
+            RegInfo {
+                grant,
+                shard,
+                session,
+            },
+        );
+        Some(grant)
+    }
+
+    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64) -> bool {
+        let mut st = self.lock();
+        let map = &mut st.regs[slot(policy)];
+        if map.get(uri).is_none_or(|r| r.grant.id != id) {
+            return false;
+        }
+        map.remove(uri);
+        st.ids.remove(&id);
+        true
+    }
+
+    fn snapshot(&self) -> AuthoritySnapshot {
+        let st = self.lock();
+        let mut snap = AuthoritySnapshot::default();
+        for policy in POLICIES {
+            for (uri, info) in &st.subs[slot(policy)] {
+                snap.subscriptions.push(SubRecord {
+                    policy,
+                    uri: uri.to_string(),
+                    grant: info.grant,
+                    shards: info.shards,
+                });
+            }
+            for (uri, info) in &st.regs[slot(policy)] {
+                snap.registrations.push(RegRecord {
+                    policy,
+                    uri: uri.to_string(),
+                    grant: info.grant,
+                    shard: info.shard,
+                    session: info.session,
+                });
+            }
+        }
+        snap.subscriptions.sort_by_key(|s| s.grant.id);
+        snap.registrations.sort_by_key(|r| r.grant.id);
+        snap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_ids_are_shared_until_every_shard_leaves() {
+        let c = LocalAuthority::default();
+        let a = c.join_subscription(MatchPolicy::Exact, "a.b", 0);
+        let b = c.join_subscription(MatchPolicy::Exact, "a.b", 1);
+        assert_eq!(a, b);
+        let p = c.join_subscription(MatchPolicy::Prefix, "a.b", 0);
+        assert_ne!(a.id, p.id, "policy is part of a subscription's identity");
+        assert!(!c.leave_subscription(MatchPolicy::Exact, "a.b", 0, a.id));
+        assert_eq!(c.join_subscription(MatchPolicy::Exact, "a.b", 2), a);
+        assert!(!c.leave_subscription(MatchPolicy::Exact, "a.b", 1, a.id));
+        assert!(c.leave_subscription(MatchPolicy::Exact, "a.b", 2, a.id));
+        let again = c.join_subscription(MatchPolicy::Exact, "a.b", 0);
+        assert_ne!(again.id, a.id);
+        assert!(
+            again.rev > a.rev,
+            "a re-created subscription has a newer revision"
+        );
+    }
+
+    #[test]
+    fn leaving_with_a_retired_id_changes_nothing() {
+        let c = LocalAuthority::default();
+        let old = c.join_subscription(MatchPolicy::Exact, "t", 0);
+        assert!(c.leave_subscription(MatchPolicy::Exact, "t", 0, old.id));
+        let new = c.join_subscription(MatchPolicy::Exact, "t", 1);
+        assert!(!c.leave_subscription(MatchPolicy::Exact, "t", 1, old.id));
+        assert_eq!(c.snapshot().subscriptions[0].grant, new);
+    }
+
+    #[test]
+    fn one_callee_per_procedure() {
+        let c = LocalAuthority::default();
+        let g = c.register(MatchPolicy::Exact, "p", 0, 7).unwrap();
+        assert!(c.register(MatchPolicy::Exact, "p", 1, 8).is_none());
+        assert!(c.register(MatchPolicy::Prefix, "p", 1, 8).is_some());
+        assert!(!c.unregister(MatchPolicy::Exact, "p", g.id + 1));
+        assert!(c.unregister(MatchPolicy::Exact, "p", g.id));
+        let g2 = c.register(MatchPolicy::Exact, "p", 1, 8).unwrap();
+        assert!(g2.rev > g.rev);
+        assert_eq!(c.snapshot().registrations.len(), 2);
+    }
+}
