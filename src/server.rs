@@ -506,3 +506,50 @@ fn spawn_conn(shard: &Rc<Shard>, conn: Incoming) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::authority::Grant;
+    use crate::router::ShardMsg;
+
+    /// A mesh message that makes the router panic (here: a realm index no shard has) is dropped
+    /// with a log line; the router keeps handling the next ones.
+    #[test]
+    fn a_panic_while_handling_a_mesh_message_is_contained() {
+        let mesh = Arc::new(ShardMesh::new(2, 16));
+        let realms = Arc::new(Realms::new(&["realm1".to_string()]));
+        let mut router = Router::new(0, mesh, realms, Limits::default());
+        let update = |realm| ShardMsg::SubUpdate {
+            realm,
+            grant: Grant { id: 7, rev: 1 },
+            policy: crate::protocol::uri::MatchPolicy::Exact,
+            uri: Arc::from("t"),
+            add: true,
+            token: 0,
+        };
+        on_mesh_contained(&mut router, 0, 1, update(99));
+        on_mesh_contained(&mut router, 0, 1, update(0));
+        let report = router.inspect();
+        assert_eq!(report.realms[0].subscriptions.len(), 1);
+        assert_eq!(report.realms[0].subscriptions[0].remote, 0b10);
+    }
+
+    /// A panicking connection task ends alone; the shard's other tasks run on.
+    #[test]
+    fn a_panicking_task_does_not_take_the_runtime_down() {
+        let mut rt = RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        let survived = rt.block_on(async {
+            link::spawn_contained(async { panic!("a bug in one connection") });
+            let done = Rc::new(std::cell::Cell::new(false));
+            let d = done.clone();
+            link::spawn_contained(async move { d.set(true) });
+            monoio::time::sleep(Duration::from_millis(20)).await;
+            done.get()
+        });
+        assert!(survived);
+    }
+}

@@ -293,3 +293,91 @@ impl StateReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::authority::{Grant, RegRecord, SubRecord};
+
+    fn consistent() -> StateReport {
+        let grant = Grant { id: 5, rev: 1 };
+        let sub = |shard: usize| ReplicaSub {
+            policy: MatchPolicy::Exact,
+            uri: "t".into(),
+            id: 5,
+            rev: 1,
+            remote: 0b11 & !(1 << shard),
+            active: vec![10 + shard as u64],
+            pending: vec![],
+        };
+        let reg = ReplicaReg {
+            policy: MatchPolicy::Exact,
+            uri: "p".into(),
+            id: 6,
+            rev: 2,
+            shard: 0,
+            callee: 10,
+        };
+        let shard = |n: usize| ShardReport {
+            shard: n,
+            realms: vec![RealmReplica {
+                subscriptions: vec![sub(n)],
+                registrations: vec![reg.clone()],
+            }],
+            sessions: vec![SessionHoldings {
+                session: 10 + n as u64,
+                realm: 0,
+                subscriptions: vec![5],
+                registrations: if n == 0 { vec![6] } else { vec![] },
+                pending_invocations: 0,
+            }],
+            open_barriers: 0,
+        };
+        StateReport {
+            authorities: vec![AuthoritySnapshot {
+                subscriptions: vec![SubRecord {
+                    policy: MatchPolicy::Exact,
+                    uri: "t".into(),
+                    grant,
+                    shards: 0b11,
+                }],
+                registrations: vec![RegRecord {
+                    policy: MatchPolicy::Exact,
+                    uri: "p".into(),
+                    grant: Grant { id: 6, rev: 2 },
+                    shard: 0,
+                    session: 10,
+                }],
+            }],
+            shards: vec![shard(0), shard(1)],
+        }
+    }
+
+    #[test]
+    fn a_consistent_state_has_no_problems() {
+        assert_eq!(consistent().problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_kind_of_disagreement_is_reported() {
+        let mut r = consistent();
+        r.shards[1].realms[0].subscriptions[0].remote = 0;
+        assert_eq!(r.problems().len(), 1, "{:?}", r.problems());
+
+        let mut r = consistent();
+        r.shards[1].realms[0].registrations.clear();
+        assert_eq!(r.problems().len(), 1, "{:?}", r.problems());
+
+        let mut r = consistent();
+        r.authorities[0].registrations.clear();
+        assert!(r.problems().len() >= 2, "{:?}", r.problems());
+
+        let mut r = consistent();
+        r.shards[0].sessions[0].subscriptions.clear();
+        assert!(!r.problems().is_empty());
+
+        let mut r = consistent();
+        r.shards[0].open_barriers = 1;
+        assert_eq!(r.problems().len(), 1);
+    }
+}

@@ -553,3 +553,59 @@ impl Client {
         })
     }
 }
+
+/// A router running inside the test process, so that a test can inspect its routing state.
+pub struct InProcess {
+    pub server: Option<wampd::server::Server>,
+    pub addr: String,
+}
+
+impl InProcess {
+    /// Starts `shards` shards on a free port, not pinned to cores.
+    pub fn start(shards: usize) -> InProcess {
+        let config = wampd::config::Config {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            shards,
+            pin_cores: false,
+            ..Default::default()
+        };
+        let server = wampd::server::Server::start(config).expect("router starts");
+        let addr = server.local_addrs()[0].to_string();
+        InProcess {
+            server: Some(server),
+            addr,
+        }
+    }
+
+    /// Waits (bounded) until the routing state is consistent everywhere; returns the problems left.
+    pub fn settle(&self, within: Duration) -> Vec<String> {
+        let server = self.server.as_ref().unwrap();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let report = server
+                .inspect(Duration::from_secs(5))
+                .expect("every shard answers");
+            let problems = report.problems();
+            if problems.is_empty() || std::time::Instant::now() > deadline {
+                return problems;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The current routing state.
+    pub fn report(&self) -> wampd::router::inspect::StateReport {
+        let server = self.server.as_ref().unwrap();
+        server
+            .inspect(Duration::from_secs(5))
+            .expect("every shard answers")
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
