@@ -19,6 +19,9 @@ pub mod session;
 pub mod trie;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -124,6 +127,8 @@ pub struct Limits {
     pub max_registrations: usize,
     /// INVOCATIONs one callee may have unanswered; further calls fail with `wamp.error.unavailable`.
     pub max_pending_invocations: usize,
+    /// How long an update may wait for the other shards' acknowledgements.
+    pub barrier_timeout: std::time::Duration,
     pub slow_consumer: crate::config::SlowConsumerPolicy,
     pub realm_policies: Vec<(String, crate::config::SlowConsumerPolicy)>,
 }
@@ -137,6 +142,7 @@ impl Limits {
             max_subscriptions: c.max_subscriptions_per_session,
             max_registrations: c.max_registrations_per_session,
             max_pending_invocations: c.max_pending_invocations,
+            barrier_timeout: BARRIER_TIMEOUT,
             slow_consumer: c.slow_consumer,
             realm_policies: c.realm_policies.clone(),
         }
@@ -184,7 +190,7 @@ impl Conn {
 pub(crate) enum BarrierOutcome {
     /// Every other shard applied the update.
     Done,
-    /// Some shard did not acknowledge within [`BARRIER_TIMEOUT`].
+    /// Some shard did not acknowledge within the barrier timeout.
     TimedOut,
 }
 
@@ -809,7 +815,7 @@ impl Router {
         let expired: Vec<u64> = self
             .barriers
             .iter()
-            .filter(|(_, b)| b.started.elapsed() >= BARRIER_TIMEOUT)
+            .filter(|(_, b)| b.started.elapsed() >= self.limits.barrier_timeout)
             .map(|(&t, _)| t)
             .collect();
         for token in expired {
@@ -819,7 +825,7 @@ impl Router {
                 missing = b.remaining,
                 "{} shard(s) did not acknowledge a routing update within {:?}; answering the request with an error",
                 b.remaining,
-                BARRIER_TIMEOUT
+                self.limits.barrier_timeout
             );
             for then in b.then {
                 then(self, BarrierOutcome::TimedOut);

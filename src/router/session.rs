@@ -175,6 +175,14 @@ impl Outbox {
         self.state.borrow().closed
     }
 
+    /// Takes everything queued (tests look at what a session was sent).
+    #[cfg(test)]
+    pub fn take_queued(&self) -> Vec<Bytes> {
+        let mut st = self.state.borrow_mut();
+        st.bytes = 0;
+        st.queue.drain(..).collect()
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.state.borrow().bytes

@@ -1,0 +1,211 @@
+//! One shard's router driven by hand: frames in, the mesh's rings and the sessions' outboxes out.
+//! The other shard is played by the test, so the order in which acknowledgements and cross-shard
+//! messages arrive is chosen exactly — the races that an end-to-end test can only hope to hit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::mesh::Mesh;
+use crate::protocol::{codes, Message, Serializer};
+use crate::router::realm::Realms;
+use crate::router::wire::{Encoding, Wire};
+use crate::router::{Conn, Limits, Router, ShardMesh, ShardMsg};
+
+const ENC: Encoding = Encoding {
+    ser: Serializer::Json,
+    wire: Wire::RawSocket,
+};
+
+/// Shard 0 of a two-shard router; the test plays shard 1.
+struct Harness {
+    router: Router,
+    mesh: Arc<ShardMesh>,
+}
+
+impl Harness {
+    fn new(limits: Limits) -> Self {
+        let mesh: Arc<ShardMesh> = Arc::new(Mesh::new(2, 64));
+        let realms = Arc::new(Realms::new(&["realm1".to_string()]));
+        Harness {
+            router: Router::new(0, mesh.clone(), realms, limits),
+            mesh,
+        }
+    }
+
+    fn join(&mut self) -> Conn {
+        let mut conn = Conn::new(ENC, 1 << 20, 1000, 1 << 20);
+        self.send(&mut conn, br#"[1,"realm1",{}]"#);
+        let got = codes_of(&conn);
+        assert_eq!(got, vec![codes::WELCOME]);
+        conn
+    }
+
+    fn send(&mut self, conn: &mut Conn, frame: &[u8]) {
+        let flow = self.router.on_frame(conn, &Bytes::copy_from_slice(frame));
+        assert_eq!(
+            flow,
+            crate::router::Flow::Continue,
+            "{:?}",
+            std::str::from_utf8(frame)
+        );
+    }
+
+    /// What shard 0 sent shard 1 so far.
+    fn to_other_shard(&mut self) -> Vec<ShardMsg> {
+        self.router.flush();
+        let mut out = Vec::new();
+        self.mesh.drain(1, 1000, &mut out);
+        out.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The token of the one update that waits for shard 1's acknowledgement.
+    fn pending_token(&mut self) -> u64 {
+        let tokens: Vec<u64> = self
+            .to_other_shard()
+            .into_iter()
+            .filter_map(|m| match m {
+                ShardMsg::SubUpdate { token, .. } | ShardMsg::RegUpdate { token, .. }
+                    if token != 0 =>
+                {
+                    Some(token)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tokens.len(), 1);
+        tokens[0]
+    }
+}
+
+/// Message codes queued for a session (and takes them off its queue).
+fn codes_of(conn: &Conn) -> Vec<u64> {
+    conn.peer
+        .outbox
+        .take_queued()
+        .iter()
+        .map(|f| {
+            let body = &f[4..]; // RawSocket header
+            Message::parse(Serializer::Json, body)
+                .expect("valid")
+                .code()
+        })
+        .collect()
+}
+
+#[test]
+fn no_event_reaches_a_subscriber_before_its_subscribed() {
+    let mut h = Harness::new(Limits::default());
+    let mut sub = h.join();
+    let mut publ = h.join();
+    h.send(&mut sub, br#"[32,1,{},"t"]"#);
+    let token = h.pending_token();
+    // Published on the subscriber's own shard while shard 1 has not acknowledged yet.
+    h.send(&mut publ, br#"[16,1,{},"t",[1]]"#);
+    assert_eq!(
+        codes_of(&sub),
+        Vec::<u64>::new(),
+        "nothing before SUBSCRIBED"
+    );
+    h.router.on_mesh(1, ShardMsg::Ack { token });
+    h.send(&mut publ, br#"[16,2,{},"t",[2]]"#);
+    assert_eq!(codes_of(&sub), vec![codes::SUBSCRIBED, codes::EVENT]);
+
+    // A second local subscriber joins an established subscription: SUBSCRIBED at once.
+    let mut sub2 = h.join();
+    h.send(&mut sub2, br#"[32,1,{},"t"]"#);
+    h.send(&mut publ, br#"[16,3,{},"t",[3]]"#);
+    assert_eq!(codes_of(&sub2), vec![codes::SUBSCRIBED, codes::EVENT]);
+}
+
+#[test]
+fn a_second_subscriber_during_the_announcement_waits_for_it_too() {
+    let mut h = Harness::new(Limits::default());
+    let mut a = h.join();
+    let mut b = h.join();
+    let mut publ = h.join();
+    h.send(&mut a, br#"[32,1,{},"t"]"#);
+    let token = h.pending_token();
+    h.send(&mut b, br#"[32,1,{},"t"]"#);
+    h.send(&mut publ, br#"[16,1,{},"t",[1]]"#);
+    assert!(codes_of(&a).is_empty() && codes_of(&b).is_empty());
+    h.router.on_mesh(1, ShardMsg::Ack { token });
+    h.send(&mut publ, br#"[16,2,{},"t",[2]]"#);
+    assert_eq!(codes_of(&a), vec![codes::SUBSCRIBED, codes::EVENT]);
+    assert_eq!(codes_of(&b), vec![codes::SUBSCRIBED, codes::EVENT]);
+}
+
+#[test]
+fn a_call_that_arrives_before_the_registration_is_confirmed_waits_for_registered() {
+    let mut h = Harness::new(Limits::default());
+    let mut callee = h.join();
+    h.send(&mut callee, br#"[64,1,{},"p"]"#);
+    let (token, grant) = match h.to_other_shard().pop() {
+        Some(ShardMsg::RegUpdate { token, grant, .. }) => (token, grant),
+        _ => panic!("expected the registration's announcement"),
+    };
+    // Shard 1 applied it and routes a CALL here before its acknowledgement is handled.
+    let invoke = crate::router::dealer::Invoke {
+        realm: 0,
+        registration: grant.id,
+        callee: callee.peer.id.get(),
+        caller_shard: 1,
+        caller: 42,
+        caller_request: 1,
+        caller_enc: ENC,
+        caller_max_frame: 1 << 20,
+        procedure: None,
+        ser: Serializer::Json,
+        payload: Default::default(),
+    };
+    h.router.on_mesh(1, ShardMsg::Invoke(Box::new(invoke)));
+    assert!(
+        codes_of(&callee).is_empty(),
+        "no INVOCATION before REGISTERED"
+    );
+    h.router.on_mesh(1, ShardMsg::Ack { token });
+    assert_eq!(
+        codes_of(&callee),
+        vec![codes::REGISTERED, codes::INVOCATION]
+    );
+}
+
+#[test]
+fn an_unacknowledged_update_times_out_with_an_error_and_is_undone() {
+    let limits = Limits {
+        barrier_timeout: Duration::from_millis(30),
+        ..Limits::default()
+    };
+    let mut h = Harness::new(limits);
+    let mut sub = h.join();
+    let mut callee = h.join();
+    h.send(&mut sub, br#"[32,1,{},"t"]"#);
+    h.send(&mut callee, br#"[64,1,{},"p"]"#);
+    h.to_other_shard();
+    std::thread::sleep(Duration::from_millis(40));
+    h.router.tick();
+    assert_eq!(codes_of(&sub), vec![codes::ERROR]);
+    assert_eq!(codes_of(&callee), vec![codes::ERROR]);
+    // Both were undone: the authority and the replica hold nothing, the procedure is free.
+    let report = h.router.inspect();
+    assert!(report.realms[0].subscriptions.is_empty());
+    assert!(report.realms[0].registrations.is_empty());
+    let retire: Vec<bool> = h
+        .to_other_shard()
+        .into_iter()
+        .map(|m| {
+            matches!(
+                m,
+                ShardMsg::SubUpdate { add: false, .. } | ShardMsg::RegUpdate { callee: None, .. }
+            )
+        })
+        .collect();
+    assert_eq!(retire, vec![true, true], "shard 1 is told to forget both");
+    let mut again = h.join();
+    h.send(&mut again, br#"[64,1,{},"p"]"#);
+    assert!(
+        codes_of(&again).is_empty(),
+        "registering again waits for shard 1, not refused"
+    );
+}
