@@ -53,7 +53,7 @@ impl Harness {
     }
 
     /// What shard 0 sent shard 1 so far.
-    fn to_other_shard(&mut self) -> Vec<ShardMsg> {
+    fn sent_to_other_shard(&mut self) -> Vec<ShardMsg> {
         self.router.flush();
         let mut out = Vec::new();
         self.mesh.drain(1, 1000, &mut out);
@@ -63,7 +63,7 @@ impl Harness {
     /// The token of the one update that waits for shard 1's acknowledgement.
     fn pending_token(&mut self) -> u64 {
         let tokens: Vec<u64> = self
-            .to_other_shard()
+            .sent_to_other_shard()
             .into_iter()
             .filter_map(|m| match m {
                 ShardMsg::SubUpdate { token, .. } | ShardMsg::RegUpdate { token, .. }
@@ -141,7 +141,7 @@ fn a_call_that_arrives_before_the_registration_is_confirmed_waits_for_registered
     let mut h = Harness::new(Limits::default());
     let mut callee = h.join();
     h.send(&mut callee, br#"[64,1,{},"p"]"#);
-    let (token, grant) = match h.to_other_shard().pop() {
+    let (token, grant) = match h.sent_to_other_shard().pop() {
         Some(ShardMsg::RegUpdate { token, grant, .. }) => (token, grant),
         _ => panic!("expected the registration's announcement"),
     };
@@ -182,7 +182,7 @@ fn an_unacknowledged_update_times_out_with_an_error_and_is_undone() {
     let mut callee = h.join();
     h.send(&mut sub, br#"[32,1,{},"t"]"#);
     h.send(&mut callee, br#"[64,1,{},"p"]"#);
-    h.to_other_shard();
+    h.sent_to_other_shard();
     std::thread::sleep(Duration::from_millis(40));
     h.router.tick();
     assert_eq!(codes_of(&sub), vec![codes::ERROR]);
@@ -192,7 +192,7 @@ fn an_unacknowledged_update_times_out_with_an_error_and_is_undone() {
     assert!(report.realms[0].subscriptions.is_empty());
     assert!(report.realms[0].registrations.is_empty());
     let retire: Vec<bool> = h
-        .to_other_shard()
+        .sent_to_other_shard()
         .into_iter()
         .map(|m| {
             matches!(
