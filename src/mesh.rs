@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
@@ -30,6 +30,8 @@ pub struct Inbox<T, C> {
     conns: SegQueue<C>,
     waker: AtomicWaker,
     notified: AtomicBool,
+    /// Wake-ups actually sent to this shard (a notify while one is on its way costs nothing).
+    wakes: AtomicU64,
 }
 
 /// All inboxes of all shards; shared by every shard thread and the acceptors.
@@ -46,6 +48,7 @@ impl<T: Send, C: Send> Mesh<T, C> {
                 conns: SegQueue::new(),
                 waker: AtomicWaker::new(),
                 notified: AtomicBool::new(false),
+                wakes: AtomicU64::new(0),
             })
             .collect();
         Mesh { inboxes }
@@ -60,8 +63,14 @@ impl<T: Send, C: Send> Mesh<T, C> {
     pub fn notify(&self, dst: usize) {
         let inbox = &self.inboxes[dst];
         if !inbox.notified.swap(true, Ordering::SeqCst) {
+            inbox.wakes.fetch_add(1, Ordering::Relaxed);
             inbox.waker.wake();
         }
+    }
+
+    /// Wake-ups sent to shard `dst` so far.
+    pub fn wakes(&self, dst: usize) -> u64 {
+        self.inboxes[dst].wakes.load(Ordering::Relaxed)
     }
 
     /// Hands a new connection to shard `dst` (called from acceptor threads).

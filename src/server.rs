@@ -374,9 +374,16 @@ async fn shard_main(start: ShardStart) {
     link::spawn_contained(ticker(shard.clone()));
     let mut batch = Vec::with_capacity(1024);
     const BUDGET: usize = 4096;
+    let mut received = 0u64;
     loop {
         mesh.ready(id).await;
         if stopping.load(Ordering::SeqCst) {
+            tracing::info!(
+                shard = id,
+                messages = received,
+                wakes = mesh.wakes(id),
+                "shard-to-shard messages received and wake-ups they took"
+            );
             return shutdown(&shard).await;
         }
         loop {
@@ -390,6 +397,7 @@ async fn shard_main(start: ShardStart) {
             }
             mesh.drain(id, BUDGET, &mut batch);
             let drained = batch.len();
+            received += drained as u64;
             {
                 let mut router = shard.router.borrow_mut();
                 for (src, msg) in batch.drain(..) {
