@@ -1,6 +1,7 @@
 //! Conformance against the official WAMP single-message test vectors:
 //! parse every json/msgpack/cbor variant, check the expected attributes,
-//! re-encode in every serializer and check again.
+//! re-encode in every serializer and check again. The vectors are a copy in
+//! `tests/vectors/wamp-testsuite/` (see its ORIGIN.md): a fresh clone has all it needs.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use wampd::protocol::{Message, Payload, Serializer, Val};
 fn suite_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/wamp-testsuite/singlemessage"
+        "/tests/vectors/wamp-testsuite/singlemessage"
     ))
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under seeds/<target>/ from the WAMP test-suite vectors.
 
-Usage: make_seeds.py PATH/TO/wamp-testsuite
+Usage: make_seeds.py [PATH/TO/wamp-testsuite]   (default: the copy in tests/vectors/)
 """
 import glob
 import hashlib
@@ -73,4 +73,5 @@ def main(suite):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/wamp-testsuite")
+    default = os.path.join(HERE, "..", "vectors", "wamp-testsuite")
+    main(sys.argv[1] if len(sys.argv) > 1 else default)
