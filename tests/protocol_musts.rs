@@ -230,6 +230,81 @@ fn values_other_serializers_cannot_carry_are_refused_at_parse() {
     assert_eq!(n, 13, "every refused value was tried");
 }
 
+/// What stays accepted next to the refused values: forms that every serializer can carry
+/// faithfully reach receivers of the other serializers, on the other shard, as the same value.
+#[test]
+fn values_every_serializer_can_carry_are_transcoded() {
+    let r = Router::start(SHARDS, &[]);
+    let mut at = Placer::new(&r);
+    let mut subs: Vec<Client> = [JSON, MSGPACK, CBOR]
+        .into_iter()
+        .map(|ser| {
+            let mut c = at.join(1, ser);
+            c.subscribe("musts.carried");
+            c
+        })
+        .collect();
+    let cases: Vec<(Serializer, &str, Vec<u8>, Val<'static>)> = vec![
+        (
+            CBOR,
+            "bytes tagged as a uint8 typed array (tag 64)",
+            vec![0xd8, 0x40, 0x43, 1, 2, 3],
+            Val::Bytes(Cow::Borrowed(&[1, 2, 3])),
+        ),
+        (
+            CBOR,
+            "a self-described value (tag 55799)",
+            vec![0xd9, 0xd9, 0xf7, 0x18, 0x2a],
+            Val::UInt(42),
+        ),
+        (CBOR, "undefined, as null", vec![0xf7], Val::Null),
+        (
+            JSON,
+            "a binary string with an escaped slash",
+            br#""\u0000\/w==""#.to_vec(),
+            Val::Bytes(Cow::Borrowed(&[0xff])),
+        ),
+        (
+            JSON,
+            "a key starting with U+0000 (keys are text everywhere)",
+            br#"{"\u0000k": 1}"#.to_vec(),
+            dict(&[("\0k", Val::UInt(1))]),
+        ),
+        (
+            MSGPACK,
+            "a finite f32",
+            vec![0xca, 0x3f, 0xc0, 0, 0],
+            Val::Float(1.5),
+        ),
+    ];
+    for (ser, what, raw, want) in cases {
+        let mut p = at.join(0, ser);
+        let publish = Message::Publish {
+            request: p.req(),
+            options: dict(&[("acknowledge", Val::Bool(true))]),
+            topic: Cow::Borrowed("musts.carried"),
+            args: Some(list(vec![s(PLACEHOLDER)])),
+            kwargs: None,
+        };
+        p.send_raw(&with_raw_value(&publish, ser, &raw));
+        p.recv_with(|m| {
+            assert!(
+                matches!(m, Message::Published { .. }),
+                "{ser:?} {what}: {m:?}"
+            )
+        });
+        for sub in subs.iter_mut() {
+            let (_, _, args, _) = sub.event();
+            let want = list(vec![want.clone()]);
+            assert!(
+                args.as_ref().is_some_and(|a| a.semantic_eq(&want)),
+                "{ser:?} {what} -> {:?}: got {args:?}",
+                sub.ser
+            );
+        }
+    }
+}
+
 /// ABORT may carry Arguments|list and ArgumentsKw|dict: the session ends as for any ABORT — no
 /// answer, connection closed, its registration released for sessions on the other shard — while
 /// an ABORT whose extra elements have the wrong types is still a protocol violation.

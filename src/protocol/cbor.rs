@@ -2,11 +2,13 @@
 //! and validate text strings without materializing anything.
 //!
 //! Accepted: definite and indefinite lengths, true/false/null/undefined (as
-//! null), finite half/single/double floats, and the self-describe tag 55799
-//! (which means nothing). Rejected, because a message may be forwarded to JSON
-//! or MessagePack peers that could not receive them: other tags (their meaning
-//! would be lost), other simple values, infinite and NaN floats, negative
-//! integers below -2^63, and text values starting with U+0000 (binary in JSON).
+//! null), finite half/single/double floats, the self-describe tag 55799 (which
+//! means nothing) and tag 64 on a byte string (a uint8 typed array: bytes, as
+//! some encoders write a Uint8Array). Rejected, because a message may be
+//! forwarded to JSON or MessagePack peers that could not receive them: other
+//! tags (their meaning would be lost), other simple values, infinite and NaN
+//! floats, negative integers below -2^63, and text values starting with U+0000
+//! (binary in JSON).
 
 use std::borrow::Cow;
 
@@ -19,7 +21,10 @@ const BAD: CodecError = CodecError::Malformed("cbor: invalid initial byte");
 const BREAK: u8 = 0xff;
 /// Tag 55799 only marks the data as CBOR (RFC 8949 3.4.6).
 const SELF_DESCRIBE: u64 = 55799;
-const TAG: CodecError = CodecError::Malformed("cbor: tags other than 55799 are not supported");
+/// Tag 64 marks a byte string as a uint8 typed array (RFC 8746): bytes all the same.
+const TYPED_U8: u64 = 64;
+const TAG: CodecError =
+    CodecError::Malformed("cbor: tags other than 55799 and 64 are not supported");
 const BIG_NEG: CodecError = CodecError::Malformed("cbor: negative integer below -2^63");
 const NUL_TEXT: CodecError =
     CodecError::Malformed("cbor: text starting with U+0000 (binary in JSON)");
@@ -147,6 +152,16 @@ fn skip_string(b: &[u8], major: u8, arg: Option<u64>, j: usize) -> Result<usize,
     Ok(end)
 }
 
+/// The content of tag 64, which must be a byte string; returns its end.
+fn typed_u8(b: &[u8], i: usize) -> Result<usize, CodecError> {
+    match head(b, i)? {
+        (2, _, arg, j) => skip_string(b, 2, arg, j),
+        _ => Err(CodecError::Malformed(
+            "cbor: tag 64 on something else than bytes",
+        )),
+    }
+}
+
 /// A map key: any text (keys are text in JSON too, so a leading U+0000 is no problem there).
 fn skip_key(b: &[u8], i: usize, depth: usize) -> Result<usize, CodecError> {
     match head(b, i)? {
@@ -206,6 +221,7 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             skip(b, j, depth + 1)?
         }
+        (6, Some(TYPED_U8)) => (typed_u8(b, j)?, Kind::Bin),
         (6, _) => return Err(TAG),
         (7, Some(x)) => (j, simple(ai, x)?),
         _ => return Err(BAD),
@@ -225,7 +241,6 @@ fn untag(b: &[u8], mut i: usize) -> Option<usize> {
     for _ in 0..MAX_DEPTH {
         match head(b, i).ok()? {
             (6, _, Some(SELF_DESCRIBE), j) => i = j,
-            (6, ..) => return None,
             _ => return Some(i),
         }
     }
@@ -301,7 +316,7 @@ pub(crate) fn validate(b: &[u8]) -> Result<(), CodecError> {
 }
 
 pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
-    let (major, ai, _, _) = head(b, untag(b, 0)?).ok()?;
+    let (major, ai, arg, _) = head(b, untag(b, 0)?).ok()?;
     Some(match major {
         0 => Kind::UInt,
         1 => Kind::NegInt,
@@ -309,6 +324,7 @@ pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
         3 => Kind::Str,
         4 => Kind::List,
         5 => Kind::Dict,
+        6 if arg == Some(TYPED_U8) => Kind::Bin,
         7 => simple_kind(ai).ok()?,
         _ => return None,
     })
@@ -439,6 +455,10 @@ fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), Codec
             }
             decode_at(b, j, depth + 1)?
         }
+        (6, Some(TYPED_U8)) => match decode_at(b, j, depth + 1)? {
+            (v @ Val::Bytes(_), end) => (v, end),
+            _ => return Err(TAG),
+        },
         (6, _) => return Err(TAG),
         (7, Some(x)) => {
             let v = match ai {
@@ -586,6 +606,8 @@ mod tests {
             &[0xc1, 0x02],                                           // tag 1 (epoch time)
             &[0xc2, 0x41, 0x01],                                     // tag 2 (bignum)
             &[0xd9, 0xd9, 0xf7, 0xc1, 0x02], // tag 1 behind a self-describe tag
+            &[0xd8, 0x40, 0x63, b'a', b'b', b'c'], // tag 64 on text
+            &[0xd8, 0x40, 0xd9, 0xd9, 0xf7, 0x41, 0x01], // tag 64 on a tag
             &[0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0], // -2^63 - 1
             &[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // -2^64
             &[0xf9, 0x7c, 0x00],             // half infinity
@@ -605,15 +627,20 @@ mod tests {
             &[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // -2^63
             &[0xa1, 0x61, 0x00, 0x01], // a key starting with U+0000 is text in JSON too
             &[0xbf, 0x7f, 0x61, 0x00, 0xff, 0x01, 0xff],
-            &[0x62, b'a', 0x00], // U+0000 not in front
-            &[0x40],             // empty byte string
-            &[0xf9, 0x7b, 0xff], // largest half
+            &[0x62, b'a', 0x00],          // U+0000 not in front
+            &[0x40],                      // empty byte string
+            &[0xf9, 0x7b, 0xff],          // largest half
+            &[0xd8, 0x40, 0x43, 1, 2, 3], // a Uint8Array as some encoders write it
+            &[0x81, 0xd8, 0x40, 0x5f, 0x41, 1, 0xff],
         ];
         for b in accepted {
             assert!(validate(b).is_ok(), "{b:02x?}");
             assert!(decode(b).is_ok(), "{b:02x?}");
         }
         assert_eq!(count(&[0xbf, 0x61, 0x00, 0x01, 0xff]), Some(1));
+        let typed = [0xd8, 0x40, 0x43, 1, 2, 3];
+        assert_eq!(kind(&typed), Some(Kind::Bin));
+        assert!(matches!(decode(&typed).unwrap(), Val::Bytes(b) if b.as_ref() == [1, 2, 3]));
         assert_eq!(
             decode(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
                 .unwrap()
