@@ -259,6 +259,12 @@ fn values_every_serializer_can_carry_are_transcoded() {
         ),
         (CBOR, "undefined, as null", vec![0xf7], Val::Null),
         (
+            MSGPACK,
+            "undefined as msgpackr writes it (fixext 1, type 0), as null",
+            vec![0xd4, 0x00, 0x00],
+            Val::Null,
+        ),
+        (
             JSON,
             "a binary string with an escaped slash",
             br#""\u0000\/w==""#.to_vec(),
@@ -440,6 +446,26 @@ fn options_the_router_does_not_act_on_are_ignored() {
             topic,
             dict(&[("get_retained", s("x")), ("forward_for", Val::UInt(1))]),
         );
+        // An option left undefined, as msgpackr and cbor-x write it (wampy.js sends
+        // `{"match": undefined}`), is absent: an exact subscription, the same one.
+        let undefined: &[u8] = match ser {
+            Serializer::Json => b"null",
+            Serializer::MsgPack => &[0xd4, 0x00, 0x00],
+            Serializer::Cbor => &[0xf7],
+        };
+        let mut sub2 = at.join(1, ser);
+        let subscribe = Message::Subscribe {
+            request: sub2.req(),
+            options: dict(&[("match", s(PLACEHOLDER))]),
+            topic: Cow::Borrowed(topic),
+        };
+        sub2.send_raw(&with_raw_value(&subscribe, ser, undefined));
+        sub2.recv_with(|m| {
+            assert!(
+                matches!(m, Message::Subscribed { subscription, .. } if subscription == sid),
+                "{ser:?}: {m:?}"
+            )
+        });
 
         let mut c = at.join(0, ser);
         let request = c.req();
@@ -459,9 +485,11 @@ fn options_the_router_does_not_act_on_are_ignored() {
             kwargs: None,
         });
         c.recv_with(|m| assert!(matches!(m, Message::Published { .. }), "{ser:?}: {m:?}"));
-        let (got, _, args, _) = sub.event();
-        assert_eq!(got, sid);
-        assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(7)])));
+        for receiver in [&mut sub, &mut sub2] {
+            let (got, _, args, _) = receiver.event();
+            assert_eq!(got, sid);
+            assert!(args.unwrap().semantic_eq(&list(vec![Val::UInt(7)])));
+        }
 
         let request = c.req();
         c.send(&Message::Call {

@@ -4,7 +4,9 @@
 //! Only what every serializer can carry is accepted, since a message may be
 //! forwarded to JSON or CBOR peers: ext types are rejected (WAMP does not use
 //! them), and so are non-finite floats and text values starting with U+0000
-//! (JSON has no infinity or NaN, and reads such text as binary).
+//! (JSON has no infinity or NaN, and reads such text as binary). One ext value
+//! is read as nil: fixext 1 of type 0 holding 0, which is how msgpackr (and so
+//! wampy.js) writes JavaScript's `undefined`, even in the options it sends.
 
 use std::borrow::Cow;
 
@@ -73,6 +75,7 @@ fn head(b: &[u8], i: usize) -> Result<(Head, usize), CodecError> {
         Marker::I16 => (Head::Int(i16::from_be_bytes(be(b, j)?) as i64), j + 2),
         Marker::I32 => (Head::Int(i32::from_be_bytes(be(b, j)?) as i64), j + 4),
         Marker::I64 => (Head::Int(i64::from_be_bytes(be(b, j)?)), j + 8),
+        Marker::FixExt1 if b.get(j..j + 2) == Some(&[0, 0]) => (Head::Nil, j + 2),
         Marker::Reserved => return Err(CodecError::Malformed("msgpack: reserved marker 0xc1")),
         _ => {
             return Err(CodecError::Malformed(
@@ -441,6 +444,9 @@ mod tests {
             &[0x91, 0xa1, 0x00],                   // inside a list
             &[0x81, 0xa1, b'k', 0xa1, 0x00],       // as a map value
             &[0xc7, 0, 1],                         // ext8
+            &[0xd4, 0x00, 0x01],                   // fixext 1, type 0, not 0
+            &[0xd4, 0x01, 0x00],                   // fixext 1, type 1
+            &[0xd4, 0x00],                         // truncated
             &[0xd6, 0xff, 0, 0, 0, 0],             // timestamp (ext -1)
         ];
         for b in refused {
@@ -451,10 +457,17 @@ mod tests {
             &[0xa2, b'a', 0x00],       // U+0000 not in front
             &[0xa0],                   // empty text
             &[0xcb, 0x7f, 0xef, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // f64::MAX
+            &[0x92, 0xd4, 0x00, 0x00, 0x01], // msgpackr's undefined
         ];
         for b in accepted {
             assert!(validate(b).is_ok(), "{b:02x?}");
             assert!(decode(b).is_ok(), "{b:02x?}");
         }
+        // Its `undefined` is nil: in options too (wampy.js sends `{"match": undefined}`).
+        let undefined = [0xd4, 0x00, 0x00];
+        assert_eq!(kind(&undefined), Some(Kind::Null));
+        assert!(decode(&undefined).unwrap().is_null());
+        let opts = [0x81, 0xa5, b'm', b'a', b't', b'c', b'h', 0xd4, 0, 0];
+        assert_eq!(map_get(&opts, "match"), Some(&undefined[..]));
     }
 }
