@@ -1,5 +1,5 @@
-//! Interoperability tests: third-party WAMP clients (autobahn-python and
-//! autobahn-js) against a real `wampd` process.
+//! Interoperability tests: third-party WAMP clients (autobahn-python,
+//! autobahn-js and wampy.js) against a real `wampd` process.
 //!
 //! The clients live in `tests/interop/` and are installed by
 //! `tests/interop/setup.sh` (`tests/run.sh` runs it first). When they are
@@ -234,6 +234,7 @@ enum Transport {
 enum Client {
     Python,
     Js,
+    Wampy,
 }
 
 /// Runs one case against a fresh router; returns an error report on failure.
@@ -267,6 +268,14 @@ fn run_case(client: Client, transport: Transport, serializer: &str) -> Result<St
                 .arg(serializer)
                 .current_dir(interop_dir());
             ("js", c)
+        }
+        Client::Wampy => {
+            let mut c = Command::new("node");
+            c.arg("wampy_js.mjs")
+                .arg(&url)
+                .arg(serializer)
+                .current_dir(interop_dir());
+            ("wampy", c)
         }
     };
     let case = format!("{name} {url} {serializer}");
@@ -373,6 +382,18 @@ fn autobahn_js() {
     let cases = SERIALIZERS
         .iter()
         .map(|ser| (Client::Js, Transport::WebSocket, *ser))
+        .collect();
+    run_cases(cases);
+}
+
+#[test]
+fn wampy_js() {
+    require_node("wampy.js", "node_modules/wampy/package.json");
+    // wampy.js speaks WebSocket only; its msgpack (msgpackr) and cbor (cbor-x) encoders write
+    // forms autobahn's do not (`undefined` in options, Uint8Array as a tagged byte string).
+    let cases = SERIALIZERS
+        .iter()
+        .map(|ser| (Client::Wampy, Transport::WebSocket, *ser))
         .collect();
     run_cases(cases);
 }
