@@ -1,9 +1,10 @@
-//! Interoperability tests: third-party WAMP clients (autobahn-python and
-//! autobahn-js) against a real `wampd` process.
+//! Interoperability tests: third-party WAMP clients (autobahn-python,
+//! autobahn-js and wampy.js) against a real `wampd` process.
 //!
 //! The clients live in `tests/interop/` and are installed by
-//! `tests/interop/setup.sh`. When they are missing the tests are skipped,
-//! unless `WAMPD_REQUIRE_INTEROP=1` is set, in which case they fail.
+//! `tests/interop/setup.sh` (`tests/run.sh` runs it first). When they are
+//! missing the tests fail, saying what is missing: a skipped check must not
+//! read as a passed one.
 //!
 //! Every case starts its own router with `--shards 2`; each client script
 //! opens its sessions one after the other, so its two main sessions sit on
@@ -34,25 +35,18 @@ fn python_bin() -> PathBuf {
     interop_dir().join(".venv").join("bin").join("python")
 }
 
-/// Returns false (after printing a line) when the clients are not installed
-/// and the tests may be skipped; panics when they are required.
-fn clients_available(what: &str, needed: &[PathBuf]) -> bool {
+/// Fails the test, saying what to do, when a client is not installed.
+fn require_clients(what: &str, needed: &[PathBuf]) {
     let missing: Vec<String> = needed
         .iter()
         .filter(|p| !p.exists())
         .map(|p| p.display().to_string())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("WAMPD_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!(
-            "interop ({what}): missing {}; run tests/interop/setup.sh",
-            missing.join(", ")
-        );
-    }
-    println!("interop: skipped (run tests/interop/setup.sh)");
-    false
+    assert!(
+        missing.is_empty(),
+        "interop ({what}) cannot run: missing {}; install the clients with `bash tests/interop/setup.sh`",
+        missing.join(", ")
+    );
 }
 
 /// Collects everything a pipe yields, in a background thread.
@@ -240,6 +234,7 @@ enum Transport {
 enum Client {
     Python,
     Js,
+    Wampy,
 }
 
 /// Runs one case against a fresh router; returns an error report on failure.
@@ -273,6 +268,14 @@ fn run_case(client: Client, transport: Transport, serializer: &str) -> Result<St
                 .arg(serializer)
                 .current_dir(interop_dir());
             ("js", c)
+        }
+        Client::Wampy => {
+            let mut c = Command::new("node");
+            c.arg("wampy_js.mjs")
+                .arg(&url)
+                .arg(serializer)
+                .current_dir(interop_dir());
+            ("wampy", c)
         }
     };
     let case = format!("{name} {url} {serializer}");
@@ -335,14 +338,29 @@ fn run_cases(cases: Vec<(Client, Transport, &str)>) {
     );
 }
 
+/// Fails the test when Node.js or the npm package `package_json` names is missing.
+fn require_node(what: &str, package_json: &str) {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let needed = if node_ok {
+        interop_dir().join(package_json)
+    } else {
+        PathBuf::from("node (in PATH)")
+    };
+    require_clients(what, &[needed]);
+}
+
 #[test]
 fn autobahn_python() {
-    if !clients_available(
+    require_clients(
         "autobahn-python",
         &[python_bin(), interop_dir().join(".venv/lib")],
-    ) {
-        return;
-    }
+    );
     let mut cases = Vec::new();
     for ser in SERIALIZERS {
         cases.push((Client::Python, Transport::WebSocket, ser));
@@ -358,26 +376,24 @@ fn autobahn_python() {
 
 #[test]
 fn autobahn_js() {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let node = if node_ok {
-        vec![interop_dir().join("node_modules/autobahn/package.json")]
-    } else {
-        vec![PathBuf::from("node (in PATH)")]
-    };
-    if !clients_available("autobahn-js", &node) {
-        return;
-    }
+    require_node("autobahn-js", "node_modules/autobahn/package.json");
     // autobahn-js speaks RawSocket with json only (and only from Node), so
     // it is run over WebSocket with every serializer.
     let cases = SERIALIZERS
         .iter()
         .map(|ser| (Client::Js, Transport::WebSocket, *ser))
+        .collect();
+    run_cases(cases);
+}
+
+#[test]
+fn wampy_js() {
+    require_node("wampy.js", "node_modules/wampy/package.json");
+    // wampy.js speaks WebSocket only; its msgpack (msgpackr) and cbor (cbor-x) encoders write
+    // forms autobahn's do not (`undefined` in options, Uint8Array as a tagged byte string).
+    let cases = SERIALIZERS
+        .iter()
+        .map(|ser| (Client::Wampy, Transport::WebSocket, *ser))
         .collect();
     run_cases(cases);
 }

@@ -64,8 +64,10 @@ where
         ser,
         wire: Wire::WebSocket,
     };
+    // WAMP fixes the message type per subprotocol (text for JSON, binary otherwise): the other one
+    // fails the connection with close code 1003.
     let deframer = WsDeframer {
-        decoder: websocket::Decoder::new(Role::Server, cfg.max_message_size),
+        decoder: websocket::Decoder::new(Role::Server, cfg.max_message_size).only(ser.is_binary()),
     };
     let max_frame = cfg.max_message_size + websocket::MAX_HEADER_LEN;
     let transport = Transport { rd, wr, buf, fd };

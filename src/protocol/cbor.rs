@@ -1,9 +1,14 @@
 //! CBOR (RFC 8949) support, hand-rolled so that the scanner can return spans
 //! and validate text strings without materializing anything.
 //!
-//! Accepted: definite and indefinite lengths, tags (ignored, the inner value
-//! counts), true/false/null/undefined (as null), half/single/double floats.
-//! Other simple values are rejected since no other serializer can carry them.
+//! Accepted: definite and indefinite lengths, true/false/null/undefined (as
+//! null), finite half/single/double floats, the self-describe tag 55799 (which
+//! means nothing) and tag 64 on a byte string (a uint8 typed array: bytes, as
+//! some encoders write a Uint8Array). Rejected, because a message may be
+//! forwarded to JSON or MessagePack peers that could not receive them: other
+//! tags (their meaning would be lost), other simple values, infinite and NaN
+//! floats, negative integers below -2^63, and text values starting with U+0000
+//! (binary in JSON).
 
 use std::borrow::Cow;
 
@@ -14,6 +19,15 @@ const EOF: CodecError = CodecError::Malformed("cbor: unexpected end of input");
 const DEEP: CodecError = CodecError::Malformed("cbor: nesting too deep");
 const BAD: CodecError = CodecError::Malformed("cbor: invalid initial byte");
 const BREAK: u8 = 0xff;
+/// Tag 55799 only marks the data as CBOR (RFC 8949 3.4.6).
+const SELF_DESCRIBE: u64 = 55799;
+/// Tag 64 marks a byte string as a uint8 typed array (RFC 8746): bytes all the same.
+const TYPED_U8: u64 = 64;
+const TAG: CodecError =
+    CodecError::Malformed("cbor: tags other than 55799 and 64 are not supported");
+const BIG_NEG: CodecError = CodecError::Malformed("cbor: negative integer below -2^63");
+const NUL_TEXT: CodecError =
+    CodecError::Malformed("cbor: text starting with U+0000 (binary in JSON)");
 
 /// Argument of an initial byte; `None` means indefinite length.
 #[inline]
@@ -81,11 +95,31 @@ fn simple_kind(ai: u8) -> Result<Kind, CodecError> {
     }
 }
 
-/// Validates the chunks of an indefinite-length string starting after its head.
-fn skip_chunks(b: &[u8], mut j: usize, major: u8) -> Result<usize, CodecError> {
+/// The value of a float whose argument is `x` (`ai` 25, 26 or 27).
+fn float_of(ai: u8, x: u64) -> f64 {
+    match ai {
+        25 => f16_to_f64(x as u16),
+        26 => f32::from_bits(x as u32) as f64,
+        _ => f64::from_bits(x),
+    }
+}
+
+/// A simple value or float that every serializer can carry.
+fn simple(ai: u8, x: u64) -> Result<Kind, CodecError> {
+    let kind = simple_kind(ai)?;
+    if kind == Kind::Float && !float_of(ai, x).is_finite() {
+        return Err(CodecError::Malformed("cbor: infinite or NaN float"));
+    }
+    Ok(kind)
+}
+
+/// Validates the chunks of an indefinite-length string starting after its head; returns its end
+/// and the first byte of the whole string.
+fn skip_chunks(b: &[u8], mut j: usize, major: u8) -> Result<(usize, Option<u8>), CodecError> {
+    let mut first = None;
     loop {
         if b.get(j) == Some(&BREAK) {
-            return Ok(j + 1);
+            return Ok((j + 1, first));
         }
         let (m, _, arg, k) = head(b, j)?;
         let Some(n) = arg.filter(|_| m == major) else {
@@ -95,7 +129,46 @@ fn skip_chunks(b: &[u8], mut j: usize, major: u8) -> Result<usize, CodecError> {
         if major == 3 {
             utf8(s)?;
         }
+        first = first.or(s.first().copied());
         j = k + s.len();
+    }
+}
+
+/// A string value: text must be UTF-8 and must not start with U+0000.
+fn skip_string(b: &[u8], major: u8, arg: Option<u64>, j: usize) -> Result<usize, CodecError> {
+    let (end, first) = match arg {
+        Some(n) => {
+            let s = body(b, j, n)?;
+            if major == 3 {
+                utf8(s)?;
+            }
+            (j + s.len(), s.first().copied())
+        }
+        None => skip_chunks(b, j, major)?,
+    };
+    if major == 3 && first == Some(0) {
+        return Err(NUL_TEXT);
+    }
+    Ok(end)
+}
+
+/// The content of tag 64, which must be a byte string; returns its end.
+fn typed_u8(b: &[u8], i: usize) -> Result<usize, CodecError> {
+    match head(b, i)? {
+        (2, _, arg, j) => skip_string(b, 2, arg, j),
+        _ => Err(CodecError::Malformed(
+            "cbor: tag 64 on something else than bytes",
+        )),
+    }
+}
+
+/// A map key: any text (keys are text in JSON too, so a leading U+0000 is no problem there).
+fn skip_key(b: &[u8], i: usize, depth: usize) -> Result<usize, CodecError> {
+    match head(b, i)? {
+        (3, _, Some(n), j) => Ok(j + utf8(body(b, j, n)?)?.len()),
+        (3, _, None, j) => Ok(skip_chunks(b, j, 3)?.0),
+        (6, _, Some(SELF_DESCRIBE), j) if depth < MAX_DEPTH => skip_key(b, j, depth + 1),
+        _ => Err(CodecError::Malformed("cbor: map key is not a string")),
     }
 }
 
@@ -104,16 +177,10 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
     let (major, ai, arg, j) = head(b, i)?;
     Ok(match (major, arg) {
         (0, _) => (j, Kind::UInt),
+        (1, Some(n)) if n > i64::MAX as u64 => return Err(BIG_NEG),
         (1, _) => (j, Kind::NegInt),
-        (2 | 3, Some(n)) => {
-            let s = body(b, j, n)?;
-            if major == 3 {
-                utf8(s)?;
-            }
-            (j + s.len(), if major == 2 { Kind::Bin } else { Kind::Str })
-        }
-        (2 | 3, None) => (
-            skip_chunks(b, j, major)?,
+        (2 | 3, _) => (
+            skip_string(b, major, arg, j)?,
             if major == 2 { Kind::Bin } else { Kind::Str },
         ),
         (4 | 5, _) => {
@@ -124,11 +191,7 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             let mut k = j;
             let entry = |k: usize| -> Result<usize, CodecError> {
                 if pair {
-                    let (ke, kk) = skip(b, k, depth + 1)?;
-                    if kk != Kind::Str {
-                        return Err(CodecError::Malformed("cbor: map key is not a string"));
-                    }
-                    Ok(skip(b, ke, depth + 1)?.0)
+                    Ok(skip(b, skip_key(b, k, depth + 1)?, depth + 1)?.0)
                 } else {
                     Ok(skip(b, k, depth + 1)?.0)
                 }
@@ -152,13 +215,15 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             (k, if pair { Kind::Dict } else { Kind::List })
         }
-        (6, _) => {
+        (6, Some(SELF_DESCRIBE)) => {
             if depth >= MAX_DEPTH {
                 return Err(DEEP);
             }
             skip(b, j, depth + 1)?
         }
-        (7, Some(_)) => (j, simple_kind(ai)?),
+        (6, Some(TYPED_U8)) => (typed_u8(b, j)?, Kind::Bin),
+        (6, _) => return Err(TAG),
+        (7, Some(x)) => (j, simple(ai, x)?),
         _ => return Err(BAD),
     })
 }
@@ -171,14 +236,13 @@ fn trailing(b: &[u8], end: usize) -> Result<(), CodecError> {
     }
 }
 
-/// Skips any tags in front of a value (bounded, as tags are tiny).
+/// Skips self-describe tags in front of a value (bounded, as tags are tiny).
 fn untag(b: &[u8], mut i: usize) -> Option<usize> {
     for _ in 0..MAX_DEPTH {
-        let (major, _, _, j) = head(b, i).ok()?;
-        if major != 6 {
-            return Some(i);
+        match head(b, i).ok()? {
+            (6, _, Some(SELF_DESCRIBE), j) => i = j,
+            _ => return Some(i),
         }
-        i = j;
     }
     None
 }
@@ -252,7 +316,7 @@ pub(crate) fn validate(b: &[u8]) -> Result<(), CodecError> {
 }
 
 pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
-    let (major, ai, _, _) = head(b, untag(b, 0)?).ok()?;
+    let (major, ai, arg, _) = head(b, untag(b, 0)?).ok()?;
     Some(match major {
         0 => Kind::UInt,
         1 => Kind::NegInt,
@@ -260,7 +324,9 @@ pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
         3 => Kind::Str,
         4 => Kind::List,
         5 => Kind::Dict,
-        _ => simple_kind(ai).ok()?,
+        6 if arg == Some(TYPED_U8) => Kind::Bin,
+        7 => simple_kind(ai).ok()?,
+        _ => return None,
     })
 }
 
@@ -296,10 +362,10 @@ pub(crate) fn count(b: &[u8]) -> Option<usize> {
     }
     let mut n = 0;
     while b.get(j)? != &BREAK {
-        j = skip(b, j, 1).ok()?.0;
         if major == 5 {
-            j = skip(b, j, 1).ok()?.0;
+            j = skip_key(b, j, 1).ok()?;
         }
+        j = skip(b, j, 1).ok()?.0;
         n += 1;
     }
     Some(n)
@@ -309,13 +375,7 @@ fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), Codec
     let (major, ai, arg, j) = head(b, i)?;
     Ok(match (major, arg) {
         (0, Some(n)) => (Val::UInt(n), j),
-        (1, Some(n)) => {
-            let v = match i64::try_from(n) {
-                Ok(n) => Val::Int(-1 - n),
-                Err(_) => Val::Float(-1.0 - n as f64),
-            };
-            (v, j)
-        }
+        (1, Some(n)) => (Val::Int(-1 - i64::try_from(n).map_err(|_| BIG_NEG)?), j),
         (2, Some(n)) => {
             let s = body(b, j, n)?;
             (Val::Bytes(Cow::Borrowed(s)), j + s.len())
@@ -325,7 +385,7 @@ fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), Codec
             (Val::Str(Cow::Borrowed(utf8(s)?)), j + s.len())
         }
         (2 | 3, None) => {
-            let end = skip_chunks(b, j, major)?;
+            let (end, _) = skip_chunks(b, j, major)?;
             let mut buf = Vec::new();
             let mut k = j;
             while k + 1 < end {
@@ -389,20 +449,23 @@ fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), Codec
                 k,
             )
         }
-        (6, _) => {
+        (6, Some(SELF_DESCRIBE)) => {
             if depth >= MAX_DEPTH {
                 return Err(DEEP);
             }
             decode_at(b, j, depth + 1)?
         }
+        (6, Some(TYPED_U8)) => match decode_at(b, j, depth + 1)? {
+            (v @ Val::Bytes(_), end) => (v, end),
+            _ => return Err(TAG),
+        },
+        (6, _) => return Err(TAG),
         (7, Some(x)) => {
             let v = match ai {
                 20 => Val::Bool(false),
                 21 => Val::Bool(true),
                 22 | 23 => Val::Null,
-                25 => Val::Float(f16_to_f64(x as u16)),
-                26 => Val::Float(f32::from_bits(x as u32) as f64),
-                27 => Val::Float(f64::from_bits(x)),
+                25..=27 => Val::Float(float_of(ai, x)),
                 _ => return Err(CodecError::Malformed("cbor: unsupported simple value")),
             };
             (v, j)
@@ -497,10 +560,10 @@ mod tests {
 
     #[test]
     fn indefinite_tags_and_floats() {
-        // [_ 1, tag(1) 2, (_ "a" "b"), {_ "k": h'01'}, 1.5 (half), undefined] with a break
+        // [_ 1, tag(55799) 2, (_ "a" "b"), {_ "k": h'01'}, 1.5 (half), undefined] with a break
         let b = [
-            0x9f, 0x01, 0xc1, 0x02, 0x7f, 0x61, b'a', 0x61, b'b', 0xff, 0xbf, 0x61, b'k', 0x41, 1,
-            0xff, 0xf9, 0x3e, 0x00, 0xf7, 0xff,
+            0x9f, 0x01, 0xd9, 0xd9, 0xf7, 0x02, 0x7f, 0x61, b'a', 0x61, b'b', 0xff, 0xbf, 0x61,
+            b'k', 0x41, 1, 0xff, 0xf9, 0x3e, 0x00, 0xf7, 0xff,
         ];
         let items = split_array(&b).unwrap();
         assert_eq!(items.len(), 6);
@@ -529,7 +592,60 @@ mod tests {
         assert!(validate(&[0x7f, 0x41, 0x00, 0xff]).is_err()); // wrong chunk type
         assert!(validate(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(validate(&vec![0x81u8; 100_000]).is_err());
-        assert!(validate(&vec![0xc1u8; 100_000]).is_err());
+        let mut tags = [0xd9u8, 0xd9, 0xf7].repeat(100_000);
+        tags.push(0x01);
+        assert!(validate(&tags).is_err());
         assert!(decode(&vec![0x9fu8; 100_000]).is_err());
+    }
+
+    /// Values no other serializer could carry are refused, so a message never fails (or changes)
+    /// when it is forwarded to a JSON or MessagePack peer.
+    #[test]
+    fn refuses_what_other_serializers_cannot_carry() {
+        let refused: &[&[u8]] = &[
+            &[0xc1, 0x02],                                           // tag 1 (epoch time)
+            &[0xc2, 0x41, 0x01],                                     // tag 2 (bignum)
+            &[0xd9, 0xd9, 0xf7, 0xc1, 0x02], // tag 1 behind a self-describe tag
+            &[0xd8, 0x40, 0x63, b'a', b'b', b'c'], // tag 64 on text
+            &[0xd8, 0x40, 0xd9, 0xd9, 0xf7, 0x41, 0x01], // tag 64 on a tag
+            &[0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0], // -2^63 - 1
+            &[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // -2^64
+            &[0xf9, 0x7c, 0x00],             // half infinity
+            &[0xf9, 0x7e, 0x00],             // half NaN
+            &[0xfa, 0xff, 0x80, 0, 0],       // single -infinity
+            &[0xfb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1], // double NaN
+            &[0x62, 0x00, b'a'],             // text "\0a"
+            &[0x7f, 0x60, 0x61, 0x00, 0xff], // indefinite text "" "\0"
+            &[0x81, 0x61, 0x00],             // inside a list
+            &[0xa1, 0x61, b'k', 0x61, 0x00], // as a map value
+        ];
+        for b in refused {
+            assert!(validate(b).is_err(), "{b:02x?}");
+        }
+        assert!(split_array(&[0xc1, 0x81, 0x01]).is_err(), "tagged message");
+        let accepted: &[&[u8]] = &[
+            &[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // -2^63
+            &[0xa1, 0x61, 0x00, 0x01], // a key starting with U+0000 is text in JSON too
+            &[0xbf, 0x7f, 0x61, 0x00, 0xff, 0x01, 0xff],
+            &[0x62, b'a', 0x00],          // U+0000 not in front
+            &[0x40],                      // empty byte string
+            &[0xf9, 0x7b, 0xff],          // largest half
+            &[0xd8, 0x40, 0x43, 1, 2, 3], // a Uint8Array as some encoders write it
+            &[0x81, 0xd8, 0x40, 0x5f, 0x41, 1, 0xff],
+        ];
+        for b in accepted {
+            assert!(validate(b).is_ok(), "{b:02x?}");
+            assert!(decode(b).is_ok(), "{b:02x?}");
+        }
+        assert_eq!(count(&[0xbf, 0x61, 0x00, 0x01, 0xff]), Some(1));
+        let typed = [0xd8, 0x40, 0x43, 1, 2, 3];
+        assert_eq!(kind(&typed), Some(Kind::Bin));
+        assert!(matches!(decode(&typed).unwrap(), Val::Bytes(b) if b.as_ref() == [1, 2, 3]));
+        assert_eq!(
+            decode(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .unwrap()
+                .as_i64(),
+            Some(i64::MIN)
+        );
     }
 }

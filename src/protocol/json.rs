@@ -210,14 +210,79 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
         }
         Some(b'"') => {
             let (end, _, bin) = string(b, i)?;
-            Ok((end, if bin { Kind::Bin } else { Kind::Str }))
+            if bin {
+                check_binary(&b[i..end])?;
+                return Ok((end, Kind::Bin));
+            }
+            Ok((end, Kind::Str))
         }
         Some(b't') => literal(b, i, b"true", Kind::Bool),
         Some(b'f') => literal(b, i, b"false", Kind::Bool),
         Some(b'n') => literal(b, i, b"null", Kind::Null),
-        Some(b'-' | b'0'..=b'9') => number(b, i),
+        Some(b'-' | b'0'..=b'9') => {
+            let (end, kind) = number(b, i)?;
+            check_finite(&b[i..end], kind)?;
+            Ok((end, kind))
+        }
         Some(_) => Err(SYNTAX),
     }
+}
+
+/// A binary string must decode here: MessagePack and CBOR receivers get its bytes, so base64 that
+/// cannot be decoded would only fail later, when the message is forwarded.
+fn check_binary(tok: &[u8]) -> Result<(), CodecError> {
+    const BAD_B64: CodecError = CodecError::Malformed("json: invalid base64 in binary string");
+    // The token is `"\u0000...base64..."`.
+    let rest = tok.get(7..tok.len().saturating_sub(1)).ok_or(BAD_B64)?;
+    let ok = if rest.contains(&b'\\') {
+        // Escapes inside the base64 (e.g. `\/`): check the unescaped text.
+        let text = unescape(&tok[1..tok.len() - 1])?;
+        b64_decodes(&text.as_bytes()[1..])
+    } else {
+        b64_decodes(rest)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(BAD_B64)
+    }
+}
+
+/// Whether `s` decodes as base64 the way binary strings are decoded, without allocating: whole
+/// groups of four characters decode independently, so the text is decoded in chunks into a stack
+/// buffer; padding is only allowed in the last chunk.
+fn b64_decodes(s: &[u8]) -> bool {
+    const CHUNK: usize = 1024;
+    let mut out = [0u8; CHUNK / 4 * 3];
+    let mut rest = s;
+    while rest.len() > CHUNK {
+        let (head, tail) = rest.split_at(CHUNK);
+        if head.contains(&b'=') || B64_IN.decode_slice(head, &mut out).is_err() {
+            return false;
+        }
+        rest = tail;
+    }
+    B64_IN.decode_slice(rest, &mut out).is_ok()
+}
+
+/// A number must be finite as a double: that is how it reaches MessagePack and CBOR receivers, and
+/// JSON has no infinity to send back. Only an exponent or more than 308 digits can overflow, so
+/// ordinary numbers are not converted here.
+fn check_finite(tok: &[u8], kind: Kind) -> Result<(), CodecError> {
+    let may_overflow =
+        tok.len() > 308 || (kind == Kind::Float && tok.iter().any(|c| c | 0x20 == b'e'));
+    let finite = || {
+        std::str::from_utf8(tok)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(f64::is_finite)
+    };
+    if may_overflow && !finite() {
+        return Err(CodecError::Malformed(
+            "json: number beyond the range of a double",
+        ));
+    }
+    Ok(())
 }
 
 fn trailing(b: &[u8], end: usize) -> Result<(), CodecError> {
@@ -348,7 +413,12 @@ pub(crate) fn count(b: &[u8]) -> Option<usize> {
     }
     let mut n = 0;
     loop {
-        j = ws(b, skip(b, j, 1).ok()?.0);
+        let end = if close == b'}' {
+            string(b, j).ok()?.0
+        } else {
+            skip(b, j, 1).ok()?.0
+        };
+        j = ws(b, end);
         if close == b'}' {
             if b.get(j) != Some(&b':') {
                 return None;
@@ -845,6 +915,86 @@ mod tests {
         let mut deep_ok = vec![b'['; 100];
         deep_ok.extend(vec![b']'; 100]);
         assert!(validate(&deep_ok).is_ok());
+    }
+
+    /// Values no other serializer could carry are refused, so a message never fails (or changes)
+    /// when it is forwarded to a MessagePack or CBOR peer.
+    #[test]
+    fn refuses_what_other_serializers_cannot_carry() {
+        let refused: &[&[u8]] = &[
+            br#""\u0000!!""#,              // not base64
+            br#""\u0000AQJ""#,             // trailing bits set
+            br#""\u0000A""#,               // impossible length
+            br#""\u0000AQ==AQ==""#,        // padding inside
+            br#""\u0000AQ\u003d\u003d=""#, // escaped padding, one too many
+            br#"[1, "\u0000 AQID"]"#,      // inside a list
+            br#"{"k": "\u0000@"}"#,        // as a map value
+            b"1e400",
+            b"-1e400",
+            b"0.2e310",
+        ];
+        for b in refused {
+            assert!(validate(b).is_err(), "{}", String::from_utf8_lossy(b));
+        }
+        let long_int = "9".repeat(400);
+        assert!(validate(long_int.as_bytes()).is_err(), "400-digit integer");
+        let accepted: &[&[u8]] = &[
+            br#""\u0000""#,
+            br#""\u0000AQID""#,
+            br#""\u0000AQ""#,
+            br#""\u0000AQ==""#,
+            br#""\u0000AQ\u003d\u003d""#,
+            br#""\u0000\/w==""#,   // an escaped slash is still base64
+            br#"{"\u0000!!": 1}"#, // keys are text, whatever they start with
+            b"1e308",
+            b"1e-400",
+            b"123456789012345678901234567890",
+        ];
+        for b in accepted {
+            assert!(validate(b).is_ok(), "{}", String::from_utf8_lossy(b));
+            assert!(decode(b).is_ok(), "{}", String::from_utf8_lossy(b));
+        }
+        assert_eq!(count(br#"{"\u0000!!": 1, "b": 2}"#), Some(2));
+        assert!(
+            matches!(decode(br#""\u0000\/w==""#).unwrap(), Val::Bytes(b) if b.as_ref() == [0xff])
+        );
+    }
+
+    /// The chunked check agrees with decoding, across chunk boundaries too.
+    #[test]
+    fn b64_check_agrees_with_the_decoder() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        let alphabet = b"AQ/+=-_ ";
+        for len in 0..=5 {
+            let total = alphabet.len().pow(len as u32);
+            for mut n in 0..total {
+                let mut v = Vec::with_capacity(len);
+                for _ in 0..len {
+                    v.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                cases.push(v);
+            }
+        }
+        for len in [1020, 1023, 1024, 1025, 1028, 2048, 2050, 3000] {
+            let mut v = vec![b'A'; len];
+            cases.push(v.clone());
+            v[len / 2] = b'=';
+            cases.push(v.clone());
+            v[len / 2] = b'A';
+            v[len - 1] = b'=';
+            cases.push(v.clone());
+            v[len - 2] = b'=';
+            cases.push(v);
+        }
+        for c in cases {
+            assert_eq!(
+                b64_decodes(&c),
+                B64_IN.decode(&c).is_ok(),
+                "{}",
+                String::from_utf8_lossy(&c)
+            );
+        }
     }
 
     #[test]

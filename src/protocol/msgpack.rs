@@ -1,8 +1,12 @@
 //! MessagePack support: a validating skip scanner over markers (for spans),
 //! a full decoder, and a writer built on `rmp::encode`.
 //!
-//! Ext types are rejected because WAMP does not use them and they could not
-//! be transcoded to JSON or CBOR.
+//! Only what every serializer can carry is accepted, since a message may be
+//! forwarded to JSON or CBOR peers: ext types are rejected (WAMP does not use
+//! them), and so are non-finite floats and text values starting with U+0000
+//! (JSON has no infinity or NaN, and reads such text as binary). One ext value
+//! is read as nil: fixext 1 of type 0 holding 0, which is how msgpackr (and so
+//! wampy.js) writes JavaScript's `undefined`, even in the options it sends.
 
 use std::borrow::Cow;
 
@@ -71,6 +75,7 @@ fn head(b: &[u8], i: usize) -> Result<(Head, usize), CodecError> {
         Marker::I16 => (Head::Int(i16::from_be_bytes(be(b, j)?) as i64), j + 2),
         Marker::I32 => (Head::Int(i32::from_be_bytes(be(b, j)?) as i64), j + 4),
         Marker::I64 => (Head::Int(i64::from_be_bytes(be(b, j)?)), j + 8),
+        Marker::FixExt1 if b.get(j..j + 2) == Some(&[0, 0]) => (Head::Nil, j + 2),
         Marker::Reserved => return Err(CodecError::Malformed("msgpack: reserved marker 0xc1")),
         _ => {
             return Err(CodecError::Malformed(
@@ -105,9 +110,14 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
         Head::Bool(_) => (j, Kind::Bool),
         Head::UInt(_) => (j, Kind::UInt),
         Head::Int(n) => (j, int_kind(n)),
-        Head::F32(_) | Head::F64(_) => (j, Kind::Float),
+        Head::F32(f) => (j, finite(f as f64)?),
+        Head::F64(f) => (j, finite(f)?),
         Head::Str(n) => {
-            utf8(body(b, j, n)?)?;
+            if utf8(body(b, j, n)?)?.starts_with('\0') {
+                return Err(CodecError::Malformed(
+                    "msgpack: text starting with U+0000 (binary in JSON)",
+                ));
+            }
             (j + n, Kind::Str)
         }
         Head::Bin(n) => (j + body(b, j, n)?.len(), Kind::Bin),
@@ -133,15 +143,30 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             let mut k = j;
             for _ in 0..n {
-                let (kend, kk) = skip(b, k, depth + 1)?;
-                if kk != Kind::Str {
-                    return Err(CodecError::Malformed("msgpack: map key is not a string"));
-                }
-                k = skip(b, kend, depth + 1)?.0;
+                k = skip(b, skip_key(b, k)?, depth + 1)?.0;
             }
             (k, Kind::Dict)
         }
     })
+}
+
+/// A map key: any text (keys are text in JSON too, so a leading U+0000 is no problem there).
+fn skip_key(b: &[u8], i: usize) -> Result<usize, CodecError> {
+    match head(b, i)? {
+        (Head::Str(n), j) => {
+            utf8(body(b, j, n)?)?;
+            Ok(j + n)
+        }
+        _ => Err(CodecError::Malformed("msgpack: map key is not a string")),
+    }
+}
+
+fn finite(f: f64) -> Result<Kind, CodecError> {
+    if f.is_finite() {
+        Ok(Kind::Float)
+    } else {
+        Err(CodecError::Malformed("msgpack: infinite or NaN float"))
+    }
 }
 
 fn trailing(b: &[u8], end: usize) -> Result<(), CodecError> {
@@ -404,5 +429,45 @@ mod tests {
         let deep = vec![0x91u8; 100_000];
         assert!(validate(&deep).is_err());
         assert!(decode(&deep).is_err());
+    }
+
+    /// Values no other serializer could carry are refused, so a message never fails (or changes)
+    /// when it is forwarded to a JSON or CBOR peer.
+    #[test]
+    fn refuses_what_other_serializers_cannot_carry() {
+        let refused: &[&[u8]] = &[
+            &[0xca, 0x7f, 0x80, 0, 0],             // f32 infinity
+            &[0xca, 0x7f, 0xc0, 0, 0],             // f32 NaN
+            &[0xcb, 0xff, 0xf0, 0, 0, 0, 0, 0, 0], // f64 -infinity
+            &[0xa2, 0x00, b'a'],                   // text "\0a"
+            &[0xd9, 1, 0x00],                      // str8 "\0"
+            &[0x91, 0xa1, 0x00],                   // inside a list
+            &[0x81, 0xa1, b'k', 0xa1, 0x00],       // as a map value
+            &[0xc7, 0, 1],                         // ext8
+            &[0xd4, 0x00, 0x01],                   // fixext 1, type 0, not 0
+            &[0xd4, 0x01, 0x00],                   // fixext 1, type 1
+            &[0xd4, 0x00],                         // truncated
+            &[0xd6, 0xff, 0, 0, 0, 0],             // timestamp (ext -1)
+        ];
+        for b in refused {
+            assert!(validate(b).is_err(), "{b:02x?}");
+        }
+        let accepted: &[&[u8]] = &[
+            &[0x81, 0xa1, 0x00, 0x01], // a key starting with U+0000 is text in JSON too
+            &[0xa2, b'a', 0x00],       // U+0000 not in front
+            &[0xa0],                   // empty text
+            &[0xcb, 0x7f, 0xef, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // f64::MAX
+            &[0x92, 0xd4, 0x00, 0x00, 0x01], // msgpackr's undefined
+        ];
+        for b in accepted {
+            assert!(validate(b).is_ok(), "{b:02x?}");
+            assert!(decode(b).is_ok(), "{b:02x?}");
+        }
+        // Its `undefined` is nil: in options too (wampy.js sends `{"match": undefined}`).
+        let undefined = [0xd4, 0x00, 0x00];
+        assert_eq!(kind(&undefined), Some(Kind::Null));
+        assert!(decode(&undefined).unwrap().is_null());
+        let opts = [0x81, 0xa5, b'm', b'a', b't', b'c', b'h', 0xd4, 0, 0];
+        assert_eq!(map_get(&opts, "match"), Some(&undefined[..]));
     }
 }

@@ -480,9 +480,14 @@ mod tests {
     }
 
     #[test]
-    fn transcode_json_number_out_of_f64_range() {
-        // Valid JSON that simd-json rejects; it must transcode like it decodes.
-        let src = br#"{"a":[24680e13579,-1e400,1]}"#;
+    fn json_numbers_beyond_f64_are_refused_and_big_integers_transcode() {
+        // Numbers that would become infinity cannot be sent back to JSON: refused.
+        for src in [&br#"{"a":[24680e13579]}"#[..], br#"[-1e400]"#] {
+            assert!(Payload::new(Serializer::Json, src).is_err());
+        }
+        // Valid JSON that simd-json rejects (an integer beyond 64 bits); it must transcode like
+        // it decodes.
+        let src = br#"{"a":[123456789012345678901234567890,-1e300,1]}"#;
         let p = Payload::new(Serializer::Json, src).unwrap();
         let decoded = Val::decode(p).unwrap();
         for to in [Serializer::MsgPack, Serializer::Cbor] {
@@ -492,8 +497,13 @@ mod tests {
             decoded.encode(to, &mut expect).unwrap();
             assert_eq!(out, expect, "{to:?}");
         }
+        // Bad base64 cannot come from a validated payload; a hand-built one still fails cleanly.
+        assert!(Payload::new(Serializer::Json, br#""\u0000!!""#).is_err());
         let mut out = vec![7];
-        let bad = Payload::new(Serializer::Json, br#""\u0000!!""#).unwrap();
+        let bad = Payload {
+            ser: Serializer::Json,
+            bytes: br#""\u0000!!""#,
+        };
         assert!(transcode(bad, Serializer::Cbor, &mut out).is_err());
         assert_eq!(out, [7], "a failed transcoding leaves the buffer as it was");
     }

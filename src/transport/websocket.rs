@@ -387,7 +387,7 @@ pub enum Frame {
 }
 
 /// A protocol violation; `close_code` is what to send in our Close frame:
-/// 1002 protocol error, 1007 invalid UTF-8, 1009 message too big.
+/// 1002 protocol error, 1003 unsupported data, 1007 invalid UTF-8, 1009 message too big.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsError {
     pub close_code: u16,
@@ -431,6 +431,10 @@ const E_UTF8: WsError = WsError {
     close_code: 1007,
     reason: "text message is not valid UTF-8",
 };
+const E_DATA_TYPE: WsError = WsError {
+    close_code: 1003,
+    reason: "unsupported data: the subprotocol fixes text or binary messages",
+};
 
 /// Close codes a peer may legitimately send (RFC 6455 7.4 plus the IANA
 /// registrations 1012-1014); 1004-1006 and 1015 are reserved for local use.
@@ -449,6 +453,8 @@ pub struct Decoder {
     role: Role,
     max_message_size: usize,
     fragments: Option<Fragments>,
+    /// Whether messages must be binary (`Some(true)`) or text (`Some(false)`).
+    data_type: Option<bool>,
 }
 
 impl Decoder {
@@ -457,7 +463,15 @@ impl Decoder {
             role,
             max_message_size,
             fragments: None,
+            data_type: None,
         }
+    }
+
+    /// Accepts only binary (or only text) messages, as a WAMP subprotocol requires; the other
+    /// kind is refused from its first frame header with close code 1003, before it is buffered.
+    pub fn only(mut self, binary: bool) -> Self {
+        self.data_type = Some(binary);
+        self
     }
 
     /// Takes complete frames off the front of `buf` (raw socket bytes),
@@ -502,6 +516,11 @@ impl Decoder {
                 }
             } else if self.fragments.is_some() {
                 return Err(E_NOT_CONT);
+            } else if self
+                .data_type
+                .is_some_and(|binary| binary != (op == Opcode::Binary))
+            {
+                return Err(E_DATA_TYPE);
             }
 
             let (len, mut header_len) = match len7 {
@@ -1153,6 +1172,40 @@ mod tests {
         assert!(std::str::from_utf8(&p[2..]).is_ok());
         let mut buf = frame(0x88, &p, Some(MASK));
         assert!(server().decode(&mut buf).unwrap().is_some());
+    }
+
+    #[test]
+    fn wrong_message_type_is_1003() {
+        let text = frame(0x81, b"[1]", Some(MASK));
+        let binary = frame(0x82, &[0x91, 0x01], Some(MASK));
+        let mut bin_only = Decoder::new(Role::Server, 1 << 20).only(true);
+        assert_eq!(err(&mut bin_only, text.clone()), E_DATA_TYPE);
+        assert_eq!(E_DATA_TYPE.close_code, 1003);
+        // The first fragment's header decides, before any payload.
+        let mut bin_only = Decoder::new(Role::Server, 1 << 20).only(true);
+        assert_eq!(
+            err(&mut bin_only, BytesMut::from(&[0x01u8, 0x80 | 100][..])),
+            E_DATA_TYPE
+        );
+        let mut text_only = Decoder::new(Role::Server, 1 << 20).only(false);
+        assert_eq!(err(&mut text_only, binary.clone()), E_DATA_TYPE);
+        // The right type, fragmented with a ping in between, and control frames pass.
+        let mut bin_only = Decoder::new(Role::Server, 1 << 20).only(true);
+        let mut buf = frame(0x02, &[0x91], Some(MASK));
+        buf.extend_from_slice(&frame(0x89, b"p", Some(MASK)));
+        buf.extend_from_slice(&frame(0x80, &[0x01], Some(MASK)));
+        assert!(matches!(
+            bin_only.decode(&mut buf).unwrap(),
+            Some(Frame::Ping(_))
+        ));
+        let (is_bin, data) = msg(bin_only.decode(&mut buf).unwrap().unwrap());
+        assert!(is_bin && data[..] == [0x91, 0x01]);
+        let mut text_only = Decoder::new(Role::Server, 1 << 20).only(false);
+        assert!(!msg(text_only.decode(&mut text.clone()).unwrap().unwrap()).0);
+        // Without a restriction both kinds pass.
+        let mut any = server();
+        assert!(msg(any.decode(&mut text.clone()).unwrap().unwrap()).1.len() == 3);
+        assert!(msg(any.decode(&mut binary.clone()).unwrap().unwrap()).0);
     }
 
     #[test]

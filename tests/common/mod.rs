@@ -607,5 +607,45 @@ impl Drop for InProcess {
         if let Some(s) = self.server.take() {
             s.stop();
         }
+/// WebSocket framing helpers: for tests of what a subprotocol allows.
+impl Client {
+    /// Sends `bytes` as one WebSocket message of the type the session's subprotocol does not use:
+    /// text under `wamp.2.msgpack` and `wamp.2.cbor`, binary under `wamp.2.json`.
+    pub fn send_ws_other_type(&mut self, bytes: &[u8]) {
+        let Link::Ws(ws) = &mut self.link else {
+            panic!("not a WebSocket client")
+        };
+        let m = if self.ser.is_binary() {
+            WsMessage::Text(String::from_utf8_lossy(bytes).into_owned())
+        } else {
+            WsMessage::Binary(bytes.to_vec())
+        };
+        ws.send(m).unwrap();
+    }
+
+    /// Reads until the router's WebSocket Close frame; returns the messages before it, its close
+    /// code (None: the connection ended without a Close frame), and whether the TCP connection then
+    /// ended (EOF within the read timeout).
+    pub fn ws_close(&mut self) -> (Vec<Vec<u8>>, Option<u16>, bool) {
+        let Link::Ws(ws) = &mut self.link else {
+            panic!("not a WebSocket client")
+        };
+        let mut before = Vec::new();
+        for _ in 0..1000 {
+            match ws.read() {
+                Ok(WsMessage::Close(frame)) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    let _ = ws.flush(); // our half of the close handshake
+                    let mut byte = [0u8; 1];
+                    let eof = matches!(ws.get_mut().read(&mut byte), Ok(0));
+                    return (before, code, eof);
+                }
+                Ok(WsMessage::Binary(b)) => before.push(b.to_vec()),
+                Ok(WsMessage::Text(t)) => before.push(t.as_bytes().to_vec()),
+                Ok(_) => continue,
+                Err(_) => return (before, None, true),
+            }
+        }
+        panic!("no Close frame after 1000 messages");
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under seeds/<target>/ from the WAMP test-suite vectors.
 
-Usage: make_seeds.py PATH/TO/wamp-testsuite
+Usage: make_seeds.py [PATH/TO/wamp-testsuite]   (default: the copy in tests/vectors/)
 """
 import glob
 import hashlib
@@ -71,6 +71,26 @@ def main(suite):
             frame = bytes([0]) + len(m).to_bytes(3, "big") + m
             write("rawsocket_decoder", hs + bytes([i * 9]) + frame + b"\x01\x00\x00\x02hi")
 
+    boundaries()
+
+
+def boundaries():
+    """Frames at the edge of what each serializer may carry (some accepted, some refused), so
+    that mutations explore both sides of it."""
+    write("message_json", rb'[16, 1, {"acknowledge": null}, "t", ["\u0000\/w==", "\u0000AQJ"], {"\u0000k": 1e308}]')
+    write("message_json", rb'[3, {"message": "m"}, "wamp.close.normal", ["x"], {"k": -1e400}]')
+    write("message_json", b'[48, 1, {}, "p", [' + b"9" * 309 + b', 0.5e-400]]')
+    # PUBLISH [16, 1, {"match": <undefined>}, "t", [<undefined>, f32 1.5, "\0x"]]
+    write("message_msgpack", bytes.fromhex("951001" "81a56d61746368d40000" "a174" "93d40000ca3fc00000a20078"))
+    # PUBLISH with NaN and an ext value in the arguments
+    write("message_msgpack", bytes.fromhex("95100180a174" "92cb7ff8000000000000d40101"))
+    # PUBLISH [16, 1, {}, "t", [tag 64 h'010203', tag 55799 42, undefined, tag 1 0, "\0x", -2^64]]
+    write("message_cbor", bytes.fromhex("85100" "1a06174" "86d84043010203d9d9f7182af7c100620078"
+                                        "3bffffffffffffffff"))
+    # ABORT with arguments, half NaN in the keyword arguments
+    write("message_cbor", bytes.fromhex("8503a0" "71" + b"wamp.close.normal".hex() + "8161" "78" "a16161f97e00"))
+
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/wamp-testsuite")
+    default = os.path.join(HERE, "..", "vectors", "wamp-testsuite")
+    main(sys.argv[1] if len(sys.argv) > 1 else default)

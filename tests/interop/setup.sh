@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the interoperability clients (idempotent; quick when done):
 #   tests/interop/.venv         autobahn-python with asyncio + json/msgpack/cbor
-#   tests/interop/node_modules  autobahn-js 22.x with msgpack5 and cbor
+#   tests/interop/node_modules  autobahn-js 22.x with msgpack5 and cbor; wampy.js 8.x
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
@@ -39,18 +39,26 @@ fi
 # --- Node -----------------------------------------------------------------
 node_ok() {
     (cd "$here" && node -e '
+        const deps = require("./package.json").dependencies;
         const ab = require("autobahn");
-        const want = require("./package.json").dependencies.autobahn;
-        if (require("autobahn/package.json").version !== want) process.exit(1);
+        if (require("autobahn/package.json").version !== deps.autobahn) process.exit(1);
         if (!ab.serializer.MsgpackSerializer || !ab.serializer.CBORSerializer) process.exit(1);
+        // wampy exports no package.json: read it from its folder.
+        const wampyPkg = JSON.parse(require("fs").readFileSync("node_modules/wampy/package.json"));
+        if (wampyPkg.version !== deps.wampy) process.exit(1);
+        if (typeof require("wampy").Wampy !== "function") process.exit(1);
+        if (!require("wampy/MsgpackSerializer.js").MsgpackSerializer) process.exit(1);
+        if (!require("wampy/CborSerializer.js").CborSerializer) process.exit(1);
     ') >/dev/null 2>&1
 }
 # Reinstall when package-lock.json is newer than the last install.
 if node_ok && [[ -f "$here/node_modules/.package-lock.json" && ! "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]]; then
     echo "interop setup: node_modules ok"
 else
-    # npm ci follows package-lock.json exactly.
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-    node_ok || { echo "interop setup: autobahn-js or its msgpack/cbor serializers not loadable" >&2; exit 1; }
+    # npm install follows package-lock.json. Not npm ci: the platform helpers that cbor-extract
+    # (an optional native speed-up of cbor-x) lists are not all in the registry, so the lock file
+    # cannot name them and npm ci refuses it; cbor-x works without them.
+    (cd "$here" && npm install --no-save --no-audit --no-fund --loglevel=error)
+    node_ok || { echo "interop setup: autobahn-js, wampy.js or their msgpack/cbor serializers not loadable" >&2; exit 1; }
     echo "interop setup: node_modules installed"
 fi
