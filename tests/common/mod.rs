@@ -647,5 +647,173 @@ impl Client {
             }
         }
         panic!("no Close frame after 1000 messages");
+/// A RawSocket/TCP connection after the handshake, for tests that read on one thread and write on
+/// another (`try_clone` the stream); frames go through [`rawsocket_write`] and [`rawsocket_read`].
+pub fn rawsocket_stream(addr: &str, ser: Serializer) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    rs_handshake(&mut s, ser);
+    s
+}
+
+/// Writes one RawSocket message frame.
+pub fn rawsocket_write(s: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    let len = bytes.len();
+    let header = [0, (len >> 16) as u8, (len >> 8) as u8, len as u8];
+    s.write_all(&header)?;
+    s.write_all(bytes)
+}
+
+/// The next RawSocket message frame (PING/PONG skipped), or None when the connection ended.
+pub fn rawsocket_read(s: &mut TcpStream) -> Option<Vec<u8>> {
+    rs_recv(s)
+}
+
+/// A router's message decoded into owned values (integer arguments only), so that it can cross
+/// threads and outlive its frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Got {
+    Welcome {
+        session: u64,
+    },
+    Subscribed {
+        request: u64,
+        subscription: u64,
+    },
+    Unsubscribed {
+        request: u64,
+    },
+    Published {
+        request: u64,
+        publication: u64,
+    },
+    Event {
+        subscription: u64,
+        args: Vec<u64>,
+    },
+    Registered {
+        request: u64,
+        registration: u64,
+    },
+    Unregistered {
+        request: u64,
+    },
+    Invocation {
+        request: u64,
+        registration: u64,
+        args: Vec<u64>,
+    },
+    Result {
+        request: u64,
+        args: Vec<u64>,
+    },
+    Error {
+        request_type: u64,
+        request: u64,
+        error: String,
+    },
+    Goodbye {
+        reason: String,
+    },
+    Abort {
+        reason: String,
+    },
+    Other(String),
+}
+
+/// The integer elements of a positional-arguments list (anything else reads as `u64::MAX`).
+fn int_args(args: Option<Val<'_>>) -> Vec<u64> {
+    match args.map(Val::into_owned) {
+        Some(Val::List(items)) => items
+            .iter()
+            .map(|v| v.as_u64().unwrap_or(u64::MAX))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Decodes one frame the router sent; a frame that does not parse becomes [`Got::Other`].
+pub fn got(ser: Serializer, frame: &[u8]) -> Got {
+    let msg = match Message::parse(ser, frame) {
+        Ok(m) => m,
+        Err(e) => return Got::Other(format!("unparseable frame: {e}")),
+    };
+    match msg {
+        Message::Welcome { session, .. } => Got::Welcome { session },
+        Message::Subscribed {
+            request,
+            subscription,
+        } => Got::Subscribed {
+            request,
+            subscription,
+        },
+        Message::Unsubscribed { request, .. } => Got::Unsubscribed { request },
+        Message::Published {
+            request,
+            publication,
+        } => Got::Published {
+            request,
+            publication,
+        },
+        Message::Event {
+            subscription, args, ..
+        } => Got::Event {
+            subscription,
+            args: int_args(args),
+        },
+        Message::Registered {
+            request,
+            registration,
+        } => Got::Registered {
+            request,
+            registration,
+        },
+        Message::Unregistered { request, .. } => Got::Unregistered { request },
+        Message::Invocation {
+            request,
+            registration,
+            args,
+            ..
+        } => Got::Invocation {
+            request,
+            registration,
+            args: int_args(args),
+        },
+        Message::Result { request, args, .. } => Got::Result {
+            request,
+            args: int_args(args),
+        },
+        Message::Error {
+            request_type,
+            request,
+            error,
+            ..
+        } => Got::Error {
+            request_type,
+            request,
+            error: error.into_owned(),
+        },
+        Message::Goodbye { reason, .. } => Got::Goodbye {
+            reason: reason.into_owned(),
+        },
+        Message::Abort { reason, .. } => Got::Abort {
+            reason: reason.into_owned(),
+        },
+        other => Got::Other(format!("{other:?}")),
+    }
+}
+
+/// A list of unsigned integers, the payload the ordering and churn tests send.
+pub fn uints(items: &[u64]) -> Val<'static> {
+    Val::List(items.iter().map(|&n| Val::UInt(n)).collect())
+}
+
+impl Client {
+    /// The next message decoded into owned values, or None when the connection closed or nothing
+    /// came within the read timeout.
+    pub fn recv_got(&mut self) -> Option<Got> {
+        let frame = self.recv()?;
+        Some(got(self.ser, &frame))
     }
 }
