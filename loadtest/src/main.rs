@@ -2,10 +2,12 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod check;
 mod connect;
 mod fanout;
 mod plot;
 mod rpc;
+mod scan;
 mod seq;
 mod session;
 mod stats;
@@ -56,6 +58,24 @@ pub enum SweepWhich {
         #[command(flatten)]
         sweep: SweepOpts,
     },
+}
+
+/// Subscription match policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MatchArg {
+    Exact,
+    Prefix,
+    Wildcard,
+}
+
+impl MatchArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchArg::Exact => "exact",
+            MatchArg::Prefix => "prefix",
+            MatchArg::Wildcard => "wildcard",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -143,6 +163,13 @@ pub struct FanoutArgs {
     /// Closed loop: at most this many acknowledgement windows outstanding per publisher.
     #[arg(long, default_value_t = 4)]
     pub windows: u64,
+    /// How subscribers read events: `check` (light scan + checks), `full` (validated parse +
+    /// checks) or `count` (count frames only: the ceiling reference, nothing is checked).
+    #[arg(long, value_enum, default_value = "check")]
+    pub reader: check::Reader,
+    /// Subscription match policy; with prefix/wildcard, events must name the concrete topic.
+    #[arg(long = "match", value_enum, default_value = "exact")]
+    pub match_policy: MatchArg,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -171,6 +198,10 @@ pub struct RpcArgs {
     /// Latency percentile chart (SVG).
     #[arg(long)]
     pub plot: Option<String>,
+    /// How callers read results: `check` (light scan) or `full` (validated parse); both check
+    /// that each RESULT echoes its own call.
+    #[arg(long, value_enum, default_value = "check")]
+    pub reader: check::Reader,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -360,4 +360,45 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some((utime + stime) / hz.max(1.0))
+}
+
+/// A counter on its own cache line, so that threads updating neighbours do not contend.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// One counter per runtime thread: each thread updates its own, anyone may read them all.
+pub struct PerThread(Vec<Padded>);
+
+impl PerThread {
+    pub fn new(threads: usize) -> Self {
+        PerThread((0..threads.max(1)).map(|_| Padded::default()).collect())
+    }
+
+    pub fn add(&self, tid: usize, v: u64) {
+        self.0[tid].0.fetch_add(v, Ordering::Release);
+    }
+
+    pub fn raise(&self, tid: usize, v: u64) {
+        self.0[tid].0.fetch_max(v, Ordering::Release);
+    }
+
+    /// Sets every thread's value (before the threads start using them).
+    pub fn set_all(&self, v: u64) {
+        for p in &self.0 {
+            p.0.store(v, Ordering::Release);
+        }
+    }
+
+    pub fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Ordering::Acquire)).sum()
+    }
+
+    pub fn max(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|p| p.0.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+    }
 }
