@@ -7,6 +7,7 @@ mod connect;
 mod fanout;
 mod plot;
 mod rpc;
+mod scale;
 mod scan;
 mod seq;
 mod session;
@@ -42,6 +43,8 @@ enum Cmd {
         #[command(subcommand)]
         which: SweepWhich,
     },
+    /// Markdown table and SVG chart of a scaling run (loadtest/scale.sh) from its JSON results.
+    ScaleReport(ScaleReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -241,6 +244,22 @@ pub struct SweepOpts {
     pub max_steps: usize,
 }
 
+#[derive(Args, Clone, Debug)]
+pub struct ScaleReportArgs {
+    /// Directory holding fanout-<N>.json and rpc-<N>.json, N = router shards.
+    #[arg(long)]
+    pub dir: String,
+    /// Write the markdown table here (it is printed either way).
+    #[arg(long)]
+    pub md: Option<String>,
+    /// Write the chart here.
+    #[arg(long)]
+    pub svg: Option<String>,
+    /// A paragraph added under the table (how the run was set up, what was skipped); repeatable.
+    #[arg(long)]
+    pub note: Vec<String>,
+}
+
 fn main() {
     util::init_clock();
     util::raise_nofile_limit();
@@ -250,6 +269,7 @@ fn main() {
         Cmd::Rpc(a) => rpc::main(a),
         Cmd::Connect(a) => connect::main(a),
         Cmd::Sweep { which } => sweep::main(which),
+        Cmd::ScaleReport(a) => scale::main(a),
     };
     std::process::exit(code);
 }
