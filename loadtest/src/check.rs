@@ -40,16 +40,6 @@ impl Reader {
     }
 }
 
-/// The fields of an EVENT / RESULT / INVOCATION; `Ok(None)` for other messages.
-pub fn read_lead(ser: Serializer, frame: &[u8], full: bool) -> Result<Option<Lead<'_>>, String> {
-    if !full {
-        if let Some(l) = scan(ser, frame) {
-            return Ok(Some(l));
-        }
-    }
-    parsed_lead(ser, frame)
-}
-
 /// The same fields through the full validated parse.
 fn parsed_lead(ser: Serializer, frame: &[u8]) -> Result<Option<Lead<'_>>, String> {
     let msg = Message::parse(ser, frame).map_err(|e| format!("bad message: {e}"))?;
@@ -134,26 +124,28 @@ impl EventCheck {
     }
 
     pub fn on_frame(&mut self, frame: &[u8]) -> Seen {
-        let scanned = if self.full {
-            None
-        } else {
-            scan(self.ser, frame)
-        };
-        if scanned.is_none() {
-            self.parsed_in_full += 1;
+        // The lead is checked where it lies: moving it out of the scan costs as much as the scan.
+        if !self.full {
+            if let Some(l) = scan(self.ser, frame) {
+                return self.check(&l);
+            }
         }
-        let read = match scanned {
-            Some(l) => Ok(Some(l)),
-            None => parsed_lead(self.ser, frame),
-        };
-        let lead = match read {
-            Ok(Some(l)) if l.code == EVENT => l,
-            Ok(_) => return Seen::Other,
+        self.parsed_in_full += 1;
+        match parsed_lead(self.ser, frame) {
+            Ok(Some(l)) => self.check(&l),
+            Ok(None) => Seen::Other,
             Err(e) => {
                 self.malformed += 1;
-                return Seen::Bad(e);
+                Seen::Bad(e)
             }
-        };
+        }
+    }
+
+    #[inline(always)]
+    fn check(&mut self, lead: &Lead<'_>) -> Seen {
+        if lead.code != EVENT {
+            return Seen::Other;
+        }
         let [sub, publication] = lead.ids;
         if sub != self.subscription {
             self.wrong_subscription += 1;
@@ -167,7 +159,9 @@ impl EventCheck {
                 self.wrong_topic += 1;
                 return Seen::Bad(format!(
                     "EVENT with topic {:?}, published to {:?}",
-                    lead.topic.map(|t| String::from_utf8_lossy(&t).into_owned()),
+                    lead.topic
+                        .as_ref()
+                        .map(|t| String::from_utf8_lossy(t).into_owned()),
                     String::from_utf8_lossy(want)
                 ));
             }
@@ -219,14 +213,26 @@ impl CallCheck {
     }
 
     pub fn on_frame(&mut self, frame: &[u8]) -> Answer {
-        let lead = match read_lead(self.ser, frame, self.full) {
-            Ok(Some(l)) if l.code == RESULT => l,
-            Ok(_) => return Answer::Other,
+        if !self.full {
+            if let Some(l) = scan(self.ser, frame) {
+                return self.check(&l);
+            }
+        }
+        match parsed_lead(self.ser, frame) {
+            Ok(Some(l)) => self.check(&l),
+            Ok(None) => Answer::Other,
             Err(e) => {
                 self.wrong_result += 1;
-                return Answer::Bad(e);
+                Answer::Bad(e)
             }
-        };
+        }
+    }
+
+    #[inline(always)]
+    fn check(&mut self, lead: &Lead<'_>) -> Answer {
+        if lead.code != RESULT {
+            return Answer::Other;
+        }
         let request = lead.ids[0];
         let [caller, seq, sent] = lead.args;
         if caller != self.caller || seq != request || request == 0 {

@@ -12,7 +12,7 @@ use wampd::protocol::{Message, Serializer, Val};
 
 use crate::check::{EventCheck, Reader, Seen};
 use crate::session::{args_with_padding, join, Batch, Inbound, Session};
-use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat};
+use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat, Runs};
 use crate::url::Target;
 use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify, PerThread};
 use crate::{FanoutArgs, MatchArg};
@@ -651,13 +651,16 @@ async fn check_events(
     loop {
         // One clock reading per socket read: the events of one read arrived together.
         let (mut now, mut new, mut over) = (0u64, 0u64, false);
+        let mut runs = Runs::default();
         let r = s
             .frames(|frame| match check.on_frame(frame) {
                 Seen::New(sent) => {
                     if now == 0 {
                         now = now_ns();
                     }
-                    st.borrow_mut().lat.record_ns(now.saturating_sub(sent));
+                    if let Some(run) = runs.add_ns(now.saturating_sub(sent)) {
+                        st.borrow_mut().lat.record_run(run);
+                    }
                     new += 1;
                 }
                 Seen::Duplicate => {}
@@ -665,6 +668,9 @@ async fn check_events(
                 Seen::Other => over |= other_message(i, sh, ser, frame),
             })
             .await;
+        if let Some(run) = runs.take() {
+            st.borrow_mut().lat.record_run(run);
+        }
         if new > 0 {
             sh.delivered.add(tid, new);
             sh.last_delivery.raise(tid, now);

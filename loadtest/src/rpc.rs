@@ -13,7 +13,7 @@ use wampd::protocol::{Message, Serializer, Val};
 use crate::check::{Answer, CallCheck, Reader};
 use crate::fanout::{pad_to, DRAIN_CAP_NS, QUIET_NS};
 use crate::session::{args_with_padding, join, lead_u64s, raw_args, Batch, Inbound, Session};
-use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat};
+use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat, Runs};
 use crate::url::Target;
 use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify};
 use crate::RpcArgs;
@@ -670,6 +670,7 @@ async fn caller_reader(
     loop {
         // One clock reading per socket read: the results of one read arrived together.
         let (mut now, mut done, mut freed, mut over) = (0u64, 0u64, 0usize, false);
+        let mut runs = Runs::default();
         let r = s
             .frames(|frame| {
                 if count {
@@ -681,7 +682,9 @@ async fn caller_reader(
                         if now == 0 {
                             now = now_ns();
                         }
-                        st.borrow_mut().lat.record_ns(now.saturating_sub(sent));
+                        if let Some(run) = runs.add_ns(now.saturating_sub(sent)) {
+                            st.borrow_mut().lat.record_run(run);
+                        }
                         done += 1;
                     }
                     Answer::Duplicate => {
@@ -695,6 +698,9 @@ async fn caller_reader(
                 }
             })
             .await;
+        if let Some(run) = runs.take() {
+            st.borrow_mut().lat.record_run(run);
+        }
         if done > 0 {
             sh.completed.fetch_add(done, Release);
             sh.last_result

@@ -42,10 +42,13 @@ fn id_count(code: u64) -> Option<usize> {
 }
 
 /// Scans an EVENT, RESULT or INVOCATION; `None` for anything else or any unexpected shape.
+/// Inlined so that the result is read in place: copying it out of a returned struct costs more
+/// than the scan itself.
+#[inline(always)]
 pub fn scan(ser: Serializer, frame: &[u8]) -> Option<Lead<'_>> {
     match ser {
-        Serializer::MsgPack => scan_with(Mp { b: frame, i: 0 }, ser),
-        Serializer::Cbor => scan_with(Cb { b: frame, i: 0 }, ser),
+        Serializer::MsgPack => mp_usual(frame).or_else(|| scan_with(Mp { b: frame, i: 0 }, ser)),
+        Serializer::Cbor => cb_usual(frame).or_else(|| scan_with(Cb { b: frame, i: 0 }, ser)),
         Serializer::Json => scan_with(
             Js {
                 b: frame,
@@ -78,6 +81,102 @@ fn scan_with<'a, C: Cursor<'a>>(mut c: C, ser: Serializer) -> Option<Lead<'a>> {
     })
 }
 
+/// The usual MessagePack shape, read straight through (about twice as fast as the general walk):
+/// a short list, the code, its ids, empty Details, then a short `Arguments` list of integers.
+#[inline(always)]
+fn mp_usual(b: &[u8]) -> Option<Lead<'_>> {
+    let mut i = 1;
+    let len = match *b.first()? {
+        t @ 0x90..=0x9f => (t & 0x0f) as usize,
+        _ => return None,
+    };
+    let code = mp_uint(b, &mut i)?;
+    let n = id_count(code)?;
+    let mut ids = [0u64; 2];
+    for id in ids.iter_mut().take(n) {
+        *id = mp_uint(b, &mut i)?;
+    }
+    if len < n + 3 || *b.get(i)? != 0x80 || !matches!(*b.get(i + 1)?, 0x93..=0x9f) {
+        return None;
+    }
+    i += 2;
+    let args = [
+        mp_uint(b, &mut i)?,
+        mp_uint(b, &mut i)?,
+        mp_uint(b, &mut i)?,
+    ];
+    Some(Lead {
+        code,
+        ids,
+        topic: None,
+        args,
+    })
+}
+
+/// A MessagePack unsigned integer at `b[*i..]`.
+#[inline(always)]
+fn mp_uint(b: &[u8], i: &mut usize) -> Option<u64> {
+    let t = *b.get(*i)?;
+    *i += 1;
+    let n = match t {
+        0x00..=0x7f => return Some(t as u64),
+        0xcc => 1,
+        0xcd => 2,
+        0xce => 4,
+        0xcf => 8,
+        _ => return None,
+    };
+    let v = be(b, *i, n)?;
+    *i += n;
+    Some(v)
+}
+
+/// The usual CBOR shape, as [`mp_usual`].
+#[inline(always)]
+fn cb_usual(b: &[u8]) -> Option<Lead<'_>> {
+    let mut i = 1;
+    let len = match *b.first()? {
+        t @ 0x80..=0x97 => (t & 0x1f) as usize,
+        _ => return None,
+    };
+    let code = cb_uint(b, &mut i)?;
+    let n = id_count(code)?;
+    let mut ids = [0u64; 2];
+    for id in ids.iter_mut().take(n) {
+        *id = cb_uint(b, &mut i)?;
+    }
+    if len < n + 3 || *b.get(i)? != 0xa0 || !matches!(*b.get(i + 1)?, 0x83..=0x97) {
+        return None;
+    }
+    i += 2;
+    let args = [
+        cb_uint(b, &mut i)?,
+        cb_uint(b, &mut i)?,
+        cb_uint(b, &mut i)?,
+    ];
+    Some(Lead {
+        code,
+        ids,
+        topic: None,
+        args,
+    })
+}
+
+/// A CBOR unsigned integer (major type 0) at `b[*i..]`.
+#[inline(always)]
+fn cb_uint(b: &[u8], i: &mut usize) -> Option<u64> {
+    let t = *b.get(*i)?;
+    *i += 1;
+    let n = match t {
+        0x00..=0x17 => return Some(t as u64),
+        0x18..=0x1b => 1usize << (t - 0x18),
+        _ => return None,
+    };
+    let v = be(b, *i, n)?;
+    *i += n;
+    Some(v)
+}
+
 /// One serializer's view of the frame, from the front.
 trait Cursor<'a> {
     /// Enters a list; its length (`u64::MAX` when the encoding does not say).
@@ -89,10 +188,17 @@ trait Cursor<'a> {
     fn rest(&self) -> &'a [u8];
 }
 
-/// Big-endian unsigned integer of `n` bytes at `b[i..]`.
+/// Big-endian unsigned integer of `n` (1, 2, 4 or 8) bytes at `b[i..]`.
+#[inline(always)]
 fn be(b: &[u8], i: usize, n: usize) -> Option<u64> {
-    let s = b.get(i..i + n)?;
-    Some(s.iter().fold(0u64, |v, &x| (v << 8) | x as u64))
+    let s = b.get(i..i.checked_add(n)?)?;
+    Some(match n {
+        1 => s[0] as u64,
+        2 => u16::from_be_bytes([s[0], s[1]]) as u64,
+        4 => u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as u64,
+        8 => u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]),
+        _ => s.iter().fold(0u64, |v, &x| (v << 8) | x as u64),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -104,6 +210,7 @@ struct Mp<'a> {
 }
 
 impl Mp<'_> {
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let t = *self.b.get(self.i)?;
         self.i += 1;
@@ -111,6 +218,7 @@ impl Mp<'_> {
     }
 
     /// Reads an `n`-byte big-endian length or value.
+    #[inline]
     fn be(&mut self, n: usize) -> Option<u64> {
         let v = be(self.b, self.i, n)?;
         self.i += n;
@@ -177,6 +285,7 @@ impl Mp<'_> {
 }
 
 impl<'a> Cursor<'a> for Mp<'a> {
+    #[inline]
     fn list(&mut self) -> Option<u64> {
         match self.byte()? {
             t @ 0x90..=0x9f => Some((t & 0x0f) as u64),
@@ -186,18 +295,25 @@ impl<'a> Cursor<'a> for Mp<'a> {
         }
     }
 
+    #[inline]
     fn uint(&mut self) -> Option<u64> {
-        match self.byte()? {
-            t @ 0x00..=0x7f => Some(t as u64),
-            0xcc => self.be(1),
-            0xcd => self.be(2),
-            0xce => self.be(4),
-            0xcf => self.be(8),
-            _ => None, // signed encodings of ids are legal but unusual: full parse
-        }
+        let n = match self.byte()? {
+            t @ 0x00..=0x7f => return Some(t as u64),
+            0xcc => 1,
+            0xcd => 2,
+            0xce => 4,
+            0xcf => 8,
+            _ => return None, // signed encodings of ids are legal but unusual: full parse
+        };
+        self.be(n)
     }
 
+    #[inline]
     fn dict_topic(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.b.get(self.i) == Some(&0x80) {
+            self.i += 1;
+            return Some(None); // the usual empty Details
+        }
         let n = match self.byte()? {
             t @ 0x80..=0x8f => (t & 0x0f) as u64,
             0xde => self.be(2)?,
@@ -222,6 +338,7 @@ impl<'a> Cursor<'a> for Mp<'a> {
         Some(topic)
     }
 
+    #[inline]
     fn rest(&self) -> &'a [u8] {
         self.b.get(self.i..).unwrap_or(&[])
     }
