@@ -16,7 +16,9 @@
 #   ROUTER_CPUS2 [0,2 with 3+ cores, else 0]   cores for `wampd --shards 2` (with one core, both
 #                        shards share it: the same CPU budget as one shard, plus the mesh's cost)
 #   CROSSBAR_DIR [loadtest/crossbar]  where setup.sh / run.sh live
-#   ONLY [wampd wampd2 crossbar] routers to run (wampd2 = wampd --shards 2)
+#   ONLY [wampd wampd2 crossbar] routers to run (wampd2 = wampd --shards 2); the table shows only
+#                        the routers run this time
+#   NAME [compare-latest]  results go to loadtest/results/NAME.md and loadtest/results/NAME/
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,7 +35,8 @@ ROUTER_CPU="${ROUTER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 if [[ "$(nproc)" -ge 3 ]]; then ROUTER_CPUS2="${ROUTER_CPUS2:-0,2}"; else ROUTER_CPUS2="${ROUTER_CPUS2:-$ROUTER_CPU}"; fi
 ONLY="${ONLY:-wampd wampd2 crossbar}"
-out="$here/results/compare-latest"
+NAME="${NAME:-compare-latest}"
+out="$here/results/$NAME"
 mkdir -p "$out"
 
 router_pgid=""
@@ -111,6 +114,8 @@ L() { taskset -c "$LOAD_CPU" "$load" "$@" --threads 1 || log "wampload $1 report
 
 run_router() {
     local name="$1" port rs ws rpid
+    # Results of an earlier run must not end up in this run's table.
+    rm -f "$out/$name"-*.json "$out/$name"-*.svg
     port="$(pick_port)"
     log "starting $name on port $port"
     start_router "$name" "$port"
@@ -150,10 +155,13 @@ for r in $ONLY; do
     run_router "$r"
 done
 
-python3 - "$out" "$P99_US" "$DURATION" "$ROUTER_CPU" "$ROUTER_CPUS2" "$LOAD_CPU" <<'PY' | tee "$here/results/compare-latest.md"
+python3 - "$out" "$P99_US" "$DURATION" "$ROUTER_CPU" "$ROUTER_CPUS2" "$LOAD_CPU" "$ONLY" <<'PY' | tee "$here/results/$NAME.md"
 import json, os, sys, datetime
-out, bound, dur, cpu1, cpus2, load_cpu = sys.argv[1:7]
+out, bound, dur, cpu1, cpus2, load_cpu, only = sys.argv[1:8]
+ran = only.split()
 def get(router, name, *path):
+    if router not in ran:
+        return None
     try:
         with open(os.path.join(out, f"{router}-{name}.json")) as f:
             v = json.load(f)
