@@ -1,9 +1,11 @@
 //! The router's fan-out machinery without sockets: building one EVENT per encoding for a publication
 //! and queueing it on N subscribers' outboxes, then draining those outboxes as writers would; and the
-//! cross-shard hand-off of messages in batches between two threads.
+//! cross-shard hand-off of messages in batches between two threads — with a consumer that spins, and
+//! with one that sleeps in its runtime and must be woken, as a shard does.
 
 use std::borrow::Cow;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,5 +168,114 @@ fn handoff(n: u64, batch: usize) -> Duration {
     start.elapsed()
 }
 
-criterion_group!(benches, event_build, fanout_to_outboxes, mesh_handoff);
+/// The consumer side of a shard: a monoio runtime thread that waits on `Mesh::ready` (parked in its
+/// IO driver while the rings are empty, so every producer flush after that costs a cross-thread
+/// wake) and drains; publishes how many messages it has taken in `drained`. Ends after `total`.
+fn shard_like_consumer(
+    mesh: Arc<Mesh<u64, ()>>,
+    drained: Arc<AtomicU64>,
+    total: u64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut buf = Vec::with_capacity(4096);
+            let mut got = 0u64;
+            while got < total {
+                mesh.ready(1).await;
+                buf.clear();
+                mesh.drain(1, 4096, &mut buf);
+                got += buf.len() as u64;
+                drained.store(got, Ordering::Release);
+            }
+        })
+    })
+}
+
+/// Pushes `batch` messages and rings the doorbell once, retrying while the ring is full.
+fn push_batch(out: &mut Outgoing<u64>, mesh: &Mesh<u64, ()>, first: u64, batch: usize) {
+    for i in 0..batch as u64 {
+        out.send(1, first + i);
+    }
+    while out.flush(mesh) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Streams `n` messages in batches of `batch` to a shard-like consumer; elapsed time. The consumer
+/// sleeps whenever it catches up, so small batches pay a wake each.
+fn handoff_woken(n: u64, batch: usize) -> Duration {
+    let mesh: Arc<Mesh<u64, ()>> = Arc::new(Mesh::new(2, 8192));
+    let drained = Arc::new(AtomicU64::new(0));
+    let consumer = shard_like_consumer(mesh.clone(), drained.clone(), n);
+    let start = Instant::now();
+    let mut out = Outgoing::new(0, 2);
+    let mut sent = 0u64;
+    while sent < n {
+        let b = batch.min((n - sent) as usize);
+        push_batch(&mut out, &mesh, sent, b);
+        sent += b as u64;
+    }
+    while drained.load(Ordering::Acquire) < n {
+        std::hint::spin_loop();
+    }
+    let elapsed = start.elapsed();
+    consumer.join().unwrap();
+    elapsed
+}
+
+/// `rounds` batches, each pushed while the consumer is asleep; the summed time from the first push
+/// of a batch until the consumer has drained it: the cost of one batch including its wake.
+fn woken_batches(rounds: u64, batch: usize) -> Duration {
+    let mesh: Arc<Mesh<u64, ()>> = Arc::new(Mesh::new(2, 8192));
+    let drained = Arc::new(AtomicU64::new(0));
+    let consumer = shard_like_consumer(mesh.clone(), drained.clone(), rounds * batch as u64);
+    let mut out = Outgoing::new(0, 2);
+    let mut total = Duration::ZERO;
+    for r in 0..rounds {
+        // Long enough for the consumer to go back to sleep in its driver (it takes microseconds).
+        std::thread::sleep(Duration::from_micros(50));
+        let first = r * batch as u64;
+        let start = Instant::now();
+        push_batch(&mut out, &mesh, first, batch);
+        while drained.load(Ordering::Acquire) < first + batch as u64 {
+            std::hint::spin_loop();
+        }
+        total += start.elapsed();
+    }
+    consumer.join().unwrap();
+    total
+}
+
+fn mesh_wake(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mesh_wake");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(2));
+    g.warm_up_time(Duration::from_millis(500));
+    for batch in [1usize, 64, 1024] {
+        g.throughput(Throughput::Elements(100_000));
+        g.bench_function(BenchmarkId::new("stream_batch", batch), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| handoff_woken(100_000, batch)).sum())
+        });
+    }
+    // One iteration = one batch delivered to a sleeping consumer (push, wake, drain).
+    for batch in [1usize, 64, 1024] {
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(BenchmarkId::new("asleep_batch", batch), |b| {
+            b.iter_custom(|iters| woken_batches(iters, batch))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    event_build,
+    fanout_to_outboxes,
+    mesh_handoff,
+    mesh_wake
+);
 criterion_main!(benches);

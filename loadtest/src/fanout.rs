@@ -10,12 +10,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wampd::protocol::{Message, Serializer, Val};
 
-use crate::seq::SeqTracker;
-use crate::session::{args_with_padding, join, lead_u64s, raw_args, Inbound};
-use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat};
+use crate::check::{EventCheck, Reader, Seen};
+use crate::session::{args_with_padding, join, Batch, Inbound, Session};
+use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat, Runs};
 use crate::url::Target;
-use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify};
-use crate::FanoutArgs;
+use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify, PerThread};
+use crate::{FanoutArgs, MatchArg};
 
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 const JOIN_CONCURRENCY: usize = 64;
@@ -39,6 +39,8 @@ pub struct Cfg {
     pub duration: f64,
     pub ack_every: u64,
     pub windows: u64,
+    pub reader: Reader,
+    pub policy: MatchArg,
     pub progress: bool,
 }
 
@@ -64,13 +66,38 @@ impl Cfg {
             duration: a.duration,
             ack_every: a.ack_every.max(1),
             windows: a.windows.max(1),
+            reader: a.reader,
+            policy: a.match_policy,
             progress: stderr_is_tty(),
         })
     }
 }
 
-pub fn topic_name(k: usize) -> String {
-    format!("wampload.fanout.{k}")
+/// The topic publications to topic `k` go to. Pattern runs add a last component, so that the
+/// pattern `wampload.fanout.<k>.` matches exactly the topics of `k` (and not those of `k0`).
+pub fn topic_name(k: usize, policy: MatchArg) -> String {
+    match policy {
+        MatchArg::Exact => format!("wampload.fanout.{k}"),
+        _ => format!("wampload.fanout.{k}.e"),
+    }
+}
+
+/// What subscribers of topic `k` subscribe to.
+fn subscription_uri(k: usize, policy: MatchArg) -> String {
+    match policy {
+        MatchArg::Exact => topic_name(k, policy),
+        _ => format!("wampload.fanout.{k}."),
+    }
+}
+
+fn subscribe_options(policy: MatchArg) -> Val<'static> {
+    match policy {
+        MatchArg::Exact => Val::empty_dict(),
+        p => Val::Dict(vec![(
+            Cow::Borrowed("match"),
+            Val::Str(Cow::Borrowed(p.name())),
+        )]),
+    }
 }
 
 /// A `'static` run of `n` ASCII 'x' (the padding string).
@@ -126,8 +153,10 @@ struct Shared {
     subscribed: AtomicUsize,
     published: AtomicU64,
     expected: AtomicU64,
-    delivered: AtomicU64,
-    last_delivery: AtomicU64,
+    /// Distinct deliveries (frames for the count reader), per runtime thread.
+    delivered: PerThread,
+    /// Time of the latest delivery, per runtime thread.
+    last_delivery: PerThread,
     pubs_done: AtomicUsize,
     errors: AtomicU64,
     p99: Vec<AtomicU64>,
@@ -145,17 +174,24 @@ impl Shared {
     }
 }
 
+/// What one subscriber brings home: its checks, or its frame count.
+enum Received {
+    Checked(EventCheck),
+    Counted(u64),
+}
+
 #[derive(Default)]
 struct ThreadStats {
     lat: Lat,
     send_lag: Lat,
-    subs: Vec<(usize, Vec<SeqTracker>)>,
+    /// (topic, what was received) per subscriber that got going.
+    subs: Vec<(usize, Received)>,
 }
 
 struct ThreadOut {
     lat: Lat,
     send_lag: Lat,
-    subs: Vec<(usize, Vec<SeqTracker>)>,
+    subs: Vec<(usize, Received)>,
 }
 
 /// What a run measured (also used by the sweep).
@@ -168,6 +204,66 @@ pub struct Outcome {
     pub errors: u64,
     pub p99: u64,
     pub summary: String,
+}
+
+/// Totals over all subscribers.
+#[derive(Default)]
+struct Tally {
+    subscribers: usize,
+    expected: u64,
+    delivered: u64,
+    lost: u64,
+    dup: u64,
+    ooo: u64,
+    wrong_subscription: u64,
+    wrong_topic: u64,
+    malformed: u64,
+    parsed_in_full: u64,
+    /// Count reader: frames beyond the events expected.
+    extra: u64,
+}
+
+impl Tally {
+    /// Adds one subscriber of `topic`; `counts[p][k]` = publications publisher p sent to topic k.
+    fn add(&mut self, topic: usize, r: &mut Received, counts: &[Vec<u64>]) {
+        self.subscribers += 1;
+        let sent: u64 = counts.iter().map(|c| c[topic]).sum();
+        self.expected += sent;
+        match r {
+            Received::Checked(c) => {
+                for (p, t) in c.trackers.iter_mut().enumerate() {
+                    t.finish(counts[p][topic]);
+                    self.delivered += t.received;
+                    self.lost += t.lost;
+                    self.dup += t.duplicated;
+                    self.ooo += t.out_of_order;
+                }
+                self.wrong_subscription += c.wrong_subscription;
+                self.wrong_topic += c.wrong_topic;
+                self.malformed += c.malformed;
+                self.parsed_in_full += c.parsed_in_full;
+            }
+            Received::Counted(n) => {
+                self.delivered += (*n).min(sent);
+                self.lost += sent.saturating_sub(*n);
+                self.extra += n.saturating_sub(sent);
+            }
+        }
+    }
+
+    fn line(&self, published: u64, checked: bool, errors: u64) -> String {
+        let (e, d, l) = (self.expected, self.delivered, self.lost);
+        let mut s = format!("  published {published}  expected {e}  delivered {d}  lost {l}");
+        if checked {
+            s += &format!(
+                "  duplicated {}  out-of-order {}  wrong subscription {}  wrong topic {}",
+                self.dup, self.ooo, self.wrong_subscription, self.wrong_topic
+            );
+        } else {
+            s += &format!("  extra frames {}", self.extra);
+        }
+        s + &format!("  errors {errors}\n")
+    }
 }
 
 pub fn main(a: FanoutArgs) -> i32 {
@@ -196,7 +292,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         subs_on_topic[i % cfg.topics] += 1;
     }
     let sh = Arc::new(Shared {
-        topics: (0..cfg.topics).map(topic_name).collect(),
+        topics: (0..cfg.topics).map(|k| topic_name(k, cfg.policy)).collect(),
         subs_on_topic,
         go: AtomicBool::new(false),
         stop: AtomicBool::new(false),
@@ -207,8 +303,8 @@ pub fn run(cfg: Cfg) -> Outcome {
         subscribed: AtomicUsize::new(0),
         published: AtomicU64::new(0),
         expected: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        last_delivery: AtomicU64::new(0),
+        delivered: PerThread::new(threads),
+        last_delivery: PerThread::new(threads),
         pubs_done: AtomicUsize::new(0),
         errors: AtomicU64::new(0),
         p99: (0..threads).map(|_| AtomicU64::new(0)).collect(),
@@ -232,7 +328,7 @@ pub fn run(cfg: Cfg) -> Outcome {
     let end = start + (cfg.duration * 1e9) as u64;
     sh.start_ns.store(start, Release);
     sh.end_ns.store(end, Release);
-    sh.last_delivery.store(start, Release);
+    sh.last_delivery.set_all(start);
     sh.go.store(true, Release);
     let cpu_start = util::process_cpu_secs();
 
@@ -244,7 +340,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         std::thread::sleep(Duration::from_millis(10));
         let now = now_ns();
         if cfg.progress && now >= last_print + 1_000_000_000 {
-            let d = sh.delivered.load(Relaxed);
+            let d = sh.delivered.sum();
             let p99 = sh.p99.iter().map(|a| a.load(Relaxed)).max().unwrap_or(0);
             eprintln!(
                 "[{:5.1}s] published {} delivered {} ({} /s) p99 {} µs{}",
@@ -268,12 +364,12 @@ pub fn run(cfg: Cfg) -> Outcome {
             break;
         }
         if let Some(t) = pubs_done_at {
-            let delivered = sh.delivered.load(Acquire);
+            let delivered = sh.delivered.sum();
             let expected = sh.expected.load(Acquire);
             if delivered >= expected {
                 break;
             }
-            let last = sh.last_delivery.load(Acquire).max(t);
+            let last = sh.last_delivery.max().max(t);
             if now > last + QUIET_NS {
                 break;
             }
@@ -302,27 +398,26 @@ pub fn run(cfg: Cfg) -> Outcome {
     let counts = sh.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut lat = Lat::default();
     let mut send_lag = Lat::default();
-    let (mut delivered, mut lost, mut dup, mut ooo, mut expected) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut subscribers_ok = 0usize;
+    let mut tally = Tally::default();
     for mut o in outs {
         lat.add(&o.lat);
         send_lag.add(&o.send_lag);
-        for (topic, trackers) in o.subs.iter_mut() {
-            subscribers_ok += 1;
-            for (p, t) in trackers.iter_mut().enumerate() {
-                let sent = counts[p][*topic];
-                t.finish(sent);
-                expected += sent;
-                delivered += t.received;
-                lost += t.lost;
-                dup += t.duplicated;
-                ooo += t.out_of_order;
-            }
+        for (topic, r) in o.subs.iter_mut() {
+            tally.add(*topic, r, &counts);
         }
     }
+    let Tally {
+        delivered,
+        lost,
+        expected,
+        ..
+    } = tally;
+    let checked = cfg.reader != Reader::Count;
+    // The count reader cannot tell duplicates or reordering: say so rather than report 0.
+    let if_checked = |v: u64| if checked { json!(v) } else { Value::Null };
     let published: u64 = counts.iter().flatten().sum();
     let errors = sh.errors.load(Relaxed);
-    let last = sh.last_delivery.load(Relaxed).max(start + 1);
+    let last = sh.last_delivery.max().max(start + 1);
     let span = (last.min(drain_end) - start) as f64 / 1e9;
     let publish_secs = cfg.duration;
     let deliveries_per_sec = if span > 0.0 {
@@ -359,17 +454,24 @@ pub fn run(cfg: Cfg) -> Outcome {
         "driver": util::DRIVER.get().cloned().unwrap_or_default(),
         "ack_every": cfg.ack_every,
         "windows": cfg.windows,
+        "reader": cfg.reader.name(),
+        "match": cfg.policy.name(),
         "deliveries_per_sec": deliveries_per_sec.round(),
         "publications_per_sec": publications_per_sec.round(),
         "published": published,
         "delivered": delivered,
         "expected": expected,
         "lost": lost,
-        "duplicated": dup,
-        "out_of_order": ooo,
+        "duplicated": if_checked(tally.dup),
+        "out_of_order": if_checked(tally.ooo),
+        "wrong_subscription": if_checked(tally.wrong_subscription),
+        "wrong_topic": if_checked(tally.wrong_topic),
+        "malformed": if_checked(tally.malformed),
+        "frames_parsed_in_full": if_checked(tally.parsed_in_full),
+        "extra_frames": tally.extra,
         "errors": errors,
         "join_failures": sh.join_failures.load(Relaxed),
-        "subscribers_ready": subscribers_ok,
+        "subscribers_ready": tally.subscribers,
         "latency_us": lat.json(),
         "send_lag_us": send_lag.json(),
         "setup_secs": (setup_secs * 100.0).round() / 100.0,
@@ -399,9 +501,10 @@ pub fn run(cfg: Cfg) -> Outcome {
         fmt_rate(deliveries_per_sec),
         fmt_rate(publications_per_sec)
     );
-    summary += &format!(
-        "  published {published}  expected {expected}  delivered {delivered}  lost {lost}  duplicated {dup}  out-of-order {ooo}  errors {errors}\n"
-    );
+    summary += &tally.line(published, checked, errors);
+    if !checked {
+        summary += "  reader: count (frames counted, nothing checked: a ceiling reference)\n";
+    }
     summary += &format!("  latency {}\n", lat.line());
     summary += &format!(
         "  drain {:.2} s after publishing; wampload CPU {:.0}% (of one core)\n",
@@ -441,6 +544,7 @@ async fn thread_main(tid: usize, sh: Arc<Shared>) -> ThreadOut {
             fds.clone(),
             st.clone(),
             joining.clone(),
+            tid,
         )));
     }
     for j in (tid..sh.cfg.publishers).step_by(n) {
@@ -478,118 +582,149 @@ async fn subscriber(
     fds: Fds,
     st: Rc<RefCell<ThreadStats>>,
     joining: Rc<Cell<usize>>,
+    tid: usize,
 ) {
     let cfg = &sh.cfg;
     let topic = i % cfg.topics;
     let joined = join(&cfg.target, cfg.ser, &cfg.realm, &fds, JOIN_TIMEOUT).await;
-    let mut s = match joined {
-        Ok(s) => s,
+    let subscribed = match joined {
+        Ok(mut s) => subscribe(i, &mut s, &sh, topic).await.map(|id| (s, id)),
         Err(e) => {
-            joining.set(joining.get() - 1);
             sh.join_failures.fetch_add(1, Relaxed);
             sh.error(format!("subscriber {i}: join: {e}"));
-            sh.ready.fetch_add(1, Release);
-            return;
-        }
-    };
-    s.send(&Message::Subscribe {
-        request: 1,
-        options: Val::empty_dict(),
-        topic: Cow::Borrowed(&sh.topics[topic]),
-    });
-    let ok = loop {
-        match monoio::time::timeout(JOIN_TIMEOUT, s.next()).await {
-            Ok(Ok(Inbound::Msg(f))) => match Message::parse(cfg.ser, &f) {
-                Ok(Message::Subscribed { .. }) => break true,
-                Ok(Message::Error { error, .. }) => {
-                    sh.error(format!("subscriber {i}: SUBSCRIBE refused: {error}"));
-                    break false;
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    sh.error(format!("subscriber {i}: bad message: {e}"));
-                    break false;
-                }
-            },
-            Ok(Ok(Inbound::Closed)) => {
-                sh.error(format!(
-                    "subscriber {i}: connection closed before SUBSCRIBED"
-                ));
-                break false;
-            }
-            Ok(Err(e)) => {
-                sh.error(format!("subscriber {i}: {e}"));
-                break false;
-            }
-            Err(_) => {
-                sh.error(format!("subscriber {i}: no SUBSCRIBED in time"));
-                break false;
-            }
+            None
         }
     };
     joining.set(joining.get() - 1);
     sh.ready.fetch_add(1, Release);
-    if !ok {
+    let Some((mut s, subscription)) = subscribed else {
         return;
-    }
+    };
     sh.subscribed.fetch_add(1, Relaxed);
-    let npub = cfg.publishers;
-    let mut trackers = vec![SeqTracker::new(); npub];
-    let mut pending: u64 = 0;
-    let mut last_now = 0;
+    let received = if cfg.reader == Reader::Count {
+        Received::Counted(count_frames(i, &mut s, &sh, tid).await)
+    } else {
+        let pattern = (cfg.policy != MatchArg::Exact).then(|| sh.topics[topic].as_str());
+        let full = cfg.reader == Reader::Full;
+        let check = EventCheck::new(cfg.ser, full, subscription, pattern, cfg.publishers);
+        Received::Checked(check_events(i, &mut s, &sh, &st, tid, check).await)
+    };
+    st.borrow_mut().subs.push((topic, received));
+}
+
+/// SUBSCRIBE and wait for SUBSCRIBED; the subscription id, or `None` (error counted).
+async fn subscribe(i: usize, s: &mut Session, sh: &Shared, topic: usize) -> Option<u64> {
+    let cfg = &sh.cfg;
+    let uri = subscription_uri(topic, cfg.policy);
+    s.send(&Message::Subscribe {
+        request: 1,
+        options: subscribe_options(cfg.policy),
+        topic: Cow::Borrowed(&uri),
+    });
+    let why = loop {
+        match monoio::time::timeout(JOIN_TIMEOUT, s.next()).await {
+            Ok(Ok(Inbound::Msg(f))) => match Message::parse(cfg.ser, &f) {
+                Ok(Message::Subscribed { subscription, .. }) => return Some(subscription),
+                Ok(Message::Error { error, .. }) => break format!("SUBSCRIBE refused: {error}"),
+                Ok(_) => continue,
+                Err(e) => break format!("bad message: {e}"),
+            },
+            Ok(Ok(Inbound::Closed)) => break "connection closed before SUBSCRIBED".into(),
+            Ok(Err(e)) => break e,
+            Err(_) => break "no SUBSCRIBED in time".into(),
+        }
+    };
+    sh.error(format!("subscriber {i}: {why}"));
+    None
+}
+
+/// The default reader: every event read lightly and checked; returns the checks at the end.
+async fn check_events(
+    i: usize,
+    s: &mut Session,
+    sh: &Shared,
+    st: &RefCell<ThreadStats>,
+    tid: usize,
+    mut check: EventCheck,
+) -> EventCheck {
+    let ser = sh.cfg.ser;
     loop {
-        let frame = match s.next().await {
-            Ok(Inbound::Msg(f)) => f,
-            Ok(Inbound::Closed) => {
-                if !sh.stop.load(Acquire) {
-                    sh.error(format!("subscriber {i}: connection closed by the router"));
-                }
-                break;
-            }
-            Err(e) => {
-                if !sh.stop.load(Acquire) {
-                    sh.error(format!("subscriber {i}: {e}"));
-                }
-                break;
-            }
-        };
-        match Message::parse(cfg.ser, &frame) {
-            Ok(Message::Event { args, .. }) => {
-                match raw_args(&args).and_then(|a| lead_u64s::<3>(cfg.ser, a)) {
-                    Some([p, seq, t]) if (p as usize) < npub => {
-                        if trackers[p as usize].record(seq) {
-                            let now = now_ns();
-                            last_now = now;
-                            st.borrow_mut().lat.record_ns(now.saturating_sub(t));
-                            pending += 1;
-                        }
+        // One clock reading per socket read: the events of one read arrived together.
+        let (mut now, mut new, mut over) = (0u64, 0u64, false);
+        let mut runs = Runs::default();
+        let r = s
+            .frames(|frame| match check.on_frame(frame) {
+                Seen::New(sent) => {
+                    if now == 0 {
+                        now = now_ns();
                     }
-                    _ => sh.error(format!(
-                        "subscriber {i}: EVENT without [publisher, seq, time] args"
-                    )),
+                    if let Some(run) = runs.add_ns(now.saturating_sub(sent)) {
+                        st.borrow_mut().lat.record_run(run);
+                    }
+                    new += 1;
                 }
-            }
-            Ok(Message::Error { error, .. }) => sh.error(format!("subscriber {i}: ERROR {error}")),
-            Ok(Message::Goodbye { reason, .. }) | Ok(Message::Abort { reason, .. }) => {
-                sh.error(format!(
-                    "subscriber {i}: session closed by the router: {reason}"
-                ));
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => sh.error(format!("subscriber {i}: bad message: {e}")),
+                Seen::Duplicate => {}
+                Seen::Bad(why) => sh.error(format!("subscriber {i}: {why}")),
+                Seen::Other => over |= other_message(i, sh, ser, frame),
+            })
+            .await;
+        if let Some(run) = runs.take() {
+            st.borrow_mut().lat.record_run(run);
         }
-        if pending > 0 && !s.has_buffered() {
-            sh.delivered.fetch_add(pending, Release);
-            sh.last_delivery.fetch_max(last_now, Release);
-            pending = 0;
+        if new > 0 {
+            sh.delivered.add(tid, new);
+            sh.last_delivery.raise(tid, now);
+        }
+        if over || !batch_ok(i, sh, r) {
+            return check;
         }
     }
-    if pending > 0 {
-        sh.delivered.fetch_add(pending, Release);
-        sh.last_delivery.fetch_max(last_now, Release);
+}
+
+/// The ceiling reference: frames are counted and nothing else; returns the count.
+async fn count_frames(i: usize, s: &mut Session, sh: &Shared, tid: usize) -> u64 {
+    let mut total = 0;
+    loop {
+        let mut n = 0u64;
+        let r = s.frames(|_| n += 1).await;
+        if n > 0 {
+            total += n;
+            sh.delivered.add(tid, n);
+            sh.last_delivery.raise(tid, now_ns());
+        }
+        if !batch_ok(i, sh, r) {
+            return total;
+        }
     }
-    st.borrow_mut().subs.push((topic, trackers));
+}
+
+/// Whether the subscriber reads on after a batch (an unexpected end is counted as an error).
+fn batch_ok(i: usize, sh: &Shared, r: Result<Batch, String>) -> bool {
+    let why = match r {
+        Ok(Batch::Done) => return true,
+        Ok(Batch::Closed) => "connection closed by the router".to_string(),
+        Err(e) => e,
+    };
+    if !sh.stop.load(Acquire) {
+        sh.error(format!("subscriber {i}: {why}"));
+    }
+    false
+}
+
+/// A message other than an EVENT; true when it ends the session.
+fn other_message(i: usize, sh: &Shared, ser: Serializer, frame: &[u8]) -> bool {
+    match Message::parse(ser, frame) {
+        Ok(Message::Error { error, .. }) => sh.error(format!("subscriber {i}: ERROR {error}")),
+        Ok(Message::Goodbye { reason, .. }) | Ok(Message::Abort { reason, .. }) => {
+            sh.error(format!(
+                "subscriber {i}: session closed by the router: {reason}"
+            ));
+            return true;
+        }
+        Ok(m) => sh.error(format!("subscriber {i}: unexpected message {}", m.code())),
+        Err(e) => sh.error(format!("subscriber {i}: bad message: {e}")),
+    }
+    false
 }
 
 async fn publisher(j: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadStats>>) {
@@ -630,8 +765,11 @@ async fn publisher(j: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadSta
     };
     let avg_fanout = (cfg.subscribers as u64).div_ceil(cfg.topics as u64).max(1);
     // Deliveries published but not yet received, over all publishers: enough to keep the
-    // router busy for many milliseconds, small enough not to measure queueing alone.
-    let lag_limit = (max_unacked * cfg.publishers as u64 * avg_fanout).clamp(4096, 65536);
+    // router busy for many milliseconds, small enough not to measure queueing alone. Each receiving
+    // thread gets its own share, so that more threads (for a router with more cores) are not
+    // throttled by one thread's window.
+    let lag_cap = 65536 * cfg.threads as u64;
+    let lag_limit = (max_unacked * cfg.publishers as u64 * avg_fanout).clamp(4096, lag_cap);
     let ack_opts = || Val::Dict(vec![(Cow::Borrowed("acknowledge"), Val::Bool(true))]);
     let mut scratch = Vec::with_capacity(256);
     let mut sent: u64 = 0;
@@ -656,10 +794,7 @@ async fn publisher(j: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadSta
         let mut n = window.min(due).min(BATCH);
         if n > 0 && interval.is_none() {
             // Closed loop: don't run ahead of what subscribers have received.
-            let lag = sh
-                .expected
-                .load(Relaxed)
-                .saturating_sub(sh.delivered.load(Relaxed));
+            let lag = sh.expected.load(Relaxed).saturating_sub(sh.delivered.sum());
             n = n.min(lag_limit.saturating_sub(lag).div_ceil(avg_fanout));
         }
         if n == 0 {

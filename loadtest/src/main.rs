@@ -2,10 +2,13 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod check;
 mod connect;
 mod fanout;
 mod plot;
 mod rpc;
+mod scale;
+mod scan;
 mod seq;
 mod session;
 mod stats;
@@ -40,6 +43,8 @@ enum Cmd {
         #[command(subcommand)]
         which: SweepWhich,
     },
+    /// Markdown table and SVG chart of a scaling run (loadtest/scale.sh) from its JSON results.
+    ScaleReport(ScaleReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -56,6 +61,24 @@ pub enum SweepWhich {
         #[command(flatten)]
         sweep: SweepOpts,
     },
+}
+
+/// Subscription match policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MatchArg {
+    Exact,
+    Prefix,
+    Wildcard,
+}
+
+impl MatchArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchArg::Exact => "exact",
+            MatchArg::Prefix => "prefix",
+            MatchArg::Wildcard => "wildcard",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -143,6 +166,13 @@ pub struct FanoutArgs {
     /// Closed loop: at most this many acknowledgement windows outstanding per publisher.
     #[arg(long, default_value_t = 4)]
     pub windows: u64,
+    /// How subscribers read events: `check` (light scan + checks), `full` (validated parse +
+    /// checks) or `count` (count frames only: the ceiling reference, nothing is checked).
+    #[arg(long, value_enum, default_value = "check")]
+    pub reader: check::Reader,
+    /// Subscription match policy; with prefix/wildcard, events must name the concrete topic.
+    #[arg(long = "match", value_enum, default_value = "exact")]
+    pub match_policy: MatchArg,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -171,6 +201,10 @@ pub struct RpcArgs {
     /// Latency percentile chart (SVG).
     #[arg(long)]
     pub plot: Option<String>,
+    /// How callers read results: `check` (light scan) or `full` (validated parse); both check
+    /// that each RESULT echoes its own call.
+    #[arg(long, value_enum, default_value = "check")]
+    pub reader: check::Reader,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -210,6 +244,22 @@ pub struct SweepOpts {
     pub max_steps: usize,
 }
 
+#[derive(Args, Clone, Debug)]
+pub struct ScaleReportArgs {
+    /// Directory holding fanout-<N>.json and rpc-<N>.json, N = router shards.
+    #[arg(long)]
+    pub dir: String,
+    /// Write the markdown table here (it is printed either way).
+    #[arg(long)]
+    pub md: Option<String>,
+    /// Write the chart here.
+    #[arg(long)]
+    pub svg: Option<String>,
+    /// A paragraph added under the table (how the run was set up, what was skipped); repeatable.
+    #[arg(long)]
+    pub note: Vec<String>,
+}
+
 fn main() {
     util::init_clock();
     util::raise_nofile_limit();
@@ -219,6 +269,7 @@ fn main() {
         Cmd::Rpc(a) => rpc::main(a),
         Cmd::Connect(a) => connect::main(a),
         Cmd::Sweep { which } => sweep::main(which),
+        Cmd::ScaleReport(a) => scale::main(a),
     };
     std::process::exit(code);
 }

@@ -282,3 +282,57 @@ pub fn sweep_svg(path: &str, title: &str, unit: &str, pts: &[SweepPoint], bound_
     svg.push_str("</svg>\n");
     save(path, svg);
 }
+
+/// One router configuration of a scaling run.
+pub struct ScalePoint {
+    pub shards: u64,
+    /// Fanout deliveries/s and rpc calls/s (`None`: not run).
+    pub fanout: Option<f64>,
+    pub rpc: Option<f64>,
+}
+
+/// Two panels: fanout deliveries/s and rpc calls/s by number of router shards (evenly spaced).
+pub fn scale_svg(path: &str, title: &str, pts: &[ScalePoint]) {
+    let w = 1100.0;
+    let mut svg = header(w, H);
+    let pw = (w - 2.0 * ML - 2.0 * MR) / 2.0;
+    let panels = [
+        (ML, "fanout", "deliveries/s", "#1f77b4"),
+        (ML * 2.0 + MR + pw, "rpc", "calls/s", "#ff7f0e"),
+    ];
+    for (k, (x0, name, unit, color)) in panels.into_iter().enumerate() {
+        let p = Panel {
+            x0,
+            y0: MT,
+            w: pw,
+            h: H - MT - MB,
+        };
+        let val = |s: &ScalePoint| if k == 0 { s.fanout } else { s.rpc };
+        p.frame(&mut svg, &format!("{title}: {name}"), "router shards", unit);
+        let fx = |i: usize| {
+            if pts.len() > 1 {
+                0.05 + 0.9 * i as f64 / (pts.len() - 1) as f64
+            } else {
+                0.5
+            }
+        };
+        for (i, s) in pts.iter().enumerate() {
+            p.xtick(&mut svg, fx(i), &s.shards.to_string());
+        }
+        let ymax = pts.iter().filter_map(val).fold(1.0, f64::max);
+        let (top, step) = nice(ymax);
+        let mut t = 0.0;
+        while t <= top + step / 2.0 {
+            p.ytick(&mut svg, t / top, &fmt_num(t));
+            t += step;
+        }
+        let line: Vec<(f64, f64)> = pts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| val(s).map(|v| (fx(i), v / top)))
+            .collect();
+        p.polyline(&mut svg, &line, color, false);
+    }
+    svg.push_str("</svg>\n");
+    save(path, svg);
+}

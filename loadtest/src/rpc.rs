@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wampd::protocol::{Message, Serializer, Val};
 
+use crate::check::{Answer, CallCheck, Reader};
 use crate::fanout::{pad_to, DRAIN_CAP_NS, QUIET_NS};
-use crate::seq::SeqTracker;
-use crate::session::{args_with_padding, join, lead_u64s, raw_args, Inbound, Session};
-use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat};
+use crate::session::{args_with_padding, join, lead_u64s, raw_args, Batch, Inbound, Session};
+use crate::stats::{fmt_rate, stderr_is_tty, write_json, Lat, Runs};
 use crate::url::Target;
 use crate::util::{self, now_ns, wait_flag, yield_now, FdSet, Fds, Notify};
 use crate::RpcArgs;
@@ -33,6 +33,7 @@ pub struct Cfg {
     pub pad: &'static str,
     pub rate: Option<f64>,
     pub duration: f64,
+    pub reader: Reader,
     pub progress: bool,
 }
 
@@ -56,6 +57,7 @@ impl Cfg {
             pad: call_padding(ser, a.payload),
             rate: a.rate,
             duration: a.duration,
+            reader: a.reader,
             progress: stderr_is_tty(),
         })
     }
@@ -95,6 +97,12 @@ struct Shared {
     callers_done: AtomicUsize,
     errors: AtomicU64,
     dup: AtomicU64,
+    /// Results that arrived after the result of a later call (allowed, but worth seeing).
+    out_of_order: AtomicU64,
+    /// Results that did not echo the call they answer.
+    wrong_result: AtomicU64,
+    /// INVOCATIONs from one caller that reached a callee out of call order (a spec violation).
+    invocations_out_of_order: AtomicU64,
     p99: Vec<AtomicU64>,
     error_samples: Mutex<Vec<String>>,
 }
@@ -162,6 +170,9 @@ pub fn run(cfg: Cfg) -> Outcome {
         callers_done: AtomicUsize::new(0),
         errors: AtomicU64::new(0),
         dup: AtomicU64::new(0),
+        out_of_order: AtomicU64::new(0),
+        wrong_result: AtomicU64::new(0),
+        invocations_out_of_order: AtomicU64::new(0),
         p99: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         error_samples: Mutex::new(Vec::new()),
         cfg,
@@ -267,6 +278,8 @@ pub fn run(cfg: Cfg) -> Outcome {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let checked = cfg.reader != Reader::Count;
+    let if_checked = |v: u64| if checked { json!(v) } else { Value::Null };
     let json = json!({
         "scenario": "rpc",
         "url": cfg.target.to_string(),
@@ -291,8 +304,11 @@ pub fn run(cfg: Cfg) -> Outcome {
         "results": completed,
         "call_errors": call_errors,
         "lost": lost,
-        "duplicated": sh.dup.load(Relaxed),
-        "out_of_order": 0,
+        "duplicated": if_checked(sh.dup.load(Relaxed)),
+        "out_of_order": if_checked(sh.out_of_order.load(Relaxed)),
+        "wrong_result": if_checked(sh.wrong_result.load(Relaxed)),
+        "invocations_out_of_order": sh.invocations_out_of_order.load(Relaxed),
+        "reader": cfg.reader.name(),
         "errors": errors,
         "join_failures": sh.join_failures.load(Relaxed),
         "latency_us": lat.json(),
@@ -322,8 +338,10 @@ pub fn run(cfg: Cfg) -> Outcome {
     );
     summary += &format!("  calls/s {}\n", fmt_rate(calls_per_sec));
     summary += &format!(
-        "  calls {issued}  results {completed}  call errors {call_errors}  lost {lost}  duplicated {}  errors {errors}\n",
-        sh.dup.load(Relaxed)
+        "  calls {issued}  results {completed}  call errors {call_errors}  lost {lost}  duplicated {}  out-of-order {}  wrong results {}  errors {errors}\n",
+        sh.dup.load(Relaxed),
+        sh.out_of_order.load(Relaxed),
+        sh.wrong_result.load(Relaxed),
     );
     summary += &format!("  latency {}\n", lat.line());
     summary += &format!(
@@ -476,42 +494,77 @@ async fn callee(e: usize, sh: Arc<Shared>, fds: Fds) {
     if !ok {
         return;
     }
+    echo_invocations(e, &mut s, &sh).await;
+}
+
+/// The callee's work: answer every INVOCATION with a YIELD of the same arguments (raw bytes, not
+/// re-encoded), checking that each caller's calls arrive in the order they were made.
+async fn echo_invocations(e: usize, s: &mut Session, sh: &Shared) {
+    let (out, ser) = (s.out.clone(), s.ser);
+    let mut scratch = Vec::with_capacity(256);
+    // Highest call number seen per caller (calls are numbered from 1).
+    let mut last = vec![0u64; sh.cfg.callers];
     loop {
-        let f = match s.next().await {
-            Ok(Inbound::Msg(f)) => f,
-            Ok(Inbound::Closed) | Err(_) => {
-                if !sh.stop.load(Acquire) {
-                    sh.error(format!("callee {e}: connection lost"));
-                }
-                return;
-            }
-        };
-        match Message::parse(s.ser, &f) {
-            Ok(Message::Invocation {
-                request,
-                args,
-                kwargs,
-                ..
-            }) => {
-                let y = Message::Yield {
+        let mut over = false;
+        let r = s
+            .frames(|frame| match Message::parse(ser, frame) {
+                Ok(Message::Invocation {
                     request,
-                    options: Val::empty_dict(),
                     args,
                     kwargs,
-                };
-                s.send(&y);
-            }
-            Ok(Message::Goodbye { reason, .. }) | Ok(Message::Abort { reason, .. }) => {
-                sh.error(format!(
-                    "callee {e}: session closed by the router: {reason}"
-                ));
-                return;
-            }
-            Ok(Message::Error { error, .. }) => sh.error(format!("callee {e}: ERROR {error}")),
-            Ok(_) => {}
-            Err(err) => sh.error(format!("callee {e}: bad message: {err}")),
+                    ..
+                }) => {
+                    check_invocation_order(e, sh, &args, &mut last);
+                    let y = Message::Yield {
+                        request,
+                        options: Val::empty_dict(),
+                        args,
+                        kwargs,
+                    };
+                    out.push_msg(&y, ser, &mut scratch);
+                }
+                Ok(Message::Goodbye { reason, .. }) | Ok(Message::Abort { reason, .. }) => {
+                    sh.error(format!(
+                        "callee {e}: session closed by the router: {reason}"
+                    ));
+                    over = true;
+                }
+                Ok(Message::Error { error, .. }) => sh.error(format!("callee {e}: ERROR {error}")),
+                Ok(_) => {}
+                Err(err) => sh.error(format!("callee {e}: bad message: {err}")),
+            })
+            .await;
+        let lost_link = !matches!(r, Ok(Batch::Done));
+        if lost_link && !sh.stop.load(Acquire) {
+            sh.error(format!("callee {e}: connection lost"));
+        }
+        if over || lost_link {
+            return;
         }
     }
+}
+
+/// The spec guarantees that one caller's calls reach a callee in the order they were made.
+fn check_invocation_order(e: usize, sh: &Shared, args: &Option<Val<'_>>, last: &mut [u64]) {
+    let Some([caller, seq, _]) = raw_args(args).and_then(|a| lead_u64s::<3>(sh.cfg.ser, a)) else {
+        sh.error(format!(
+            "callee {e}: INVOCATION without [caller, seq, time] args"
+        ));
+        return;
+    };
+    let Some(prev) = last.get_mut(caller as usize) else {
+        sh.error(format!(
+            "callee {e}: INVOCATION from unknown caller {caller}"
+        ));
+        return;
+    };
+    if seq <= *prev {
+        sh.invocations_out_of_order.fetch_add(1, Relaxed);
+        sh.error(format!(
+            "callee {e}: caller {caller}'s call {seq} arrived after its call {prev}"
+        ));
+    }
+    *prev = seq.max(*prev);
 }
 
 async fn caller(c: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadStats>>) {
@@ -611,64 +664,93 @@ async fn caller_reader(
     inflight: Rc<Cell<usize>>,
     notify: Rc<Notify>,
 ) {
-    // Request ids are 1, 2, 3, ...: the tracker (on id - 1) catches duplicate answers.
-    let mut seen = SeqTracker::new();
-    let mut pending = 0u64;
-    let mut last_now = 0;
+    let cfg = &sh.cfg;
+    let count = cfg.reader == Reader::Count;
+    let mut check = CallCheck::new(s.ser, cfg.reader == Reader::Full, c as u64);
     loop {
-        let f = match s.next().await {
-            Ok(Inbound::Msg(f)) => f,
-            Ok(Inbound::Closed) | Err(_) => {
-                if !sh.stop.load(Acquire) {
-                    sh.error(format!("caller {c}: connection lost"));
+        // One clock reading per socket read: the results of one read arrived together.
+        let (mut now, mut done, mut freed, mut over) = (0u64, 0u64, 0usize, false);
+        let mut runs = Runs::default();
+        let r = s
+            .frames(|frame| {
+                if count {
+                    done += 1;
+                    return;
                 }
-                break;
-            }
-        };
-        match Message::parse(s.ser, &f) {
-            Ok(Message::Result { request, args, .. }) => {
-                if request == 0 || !seen.record(request - 1) {
-                    sh.dup.fetch_add(1, Relaxed);
-                    continue;
-                }
-                inflight.set(inflight.get().saturating_sub(1));
-                match raw_args(&args).and_then(|a| lead_u64s::<3>(s.ser, a)) {
-                    Some([_, _, t]) => {
-                        let now = now_ns();
-                        last_now = now;
-                        st.borrow_mut().lat.record_ns(now.saturating_sub(t));
-                        pending += 1;
+                match check.on_frame(frame) {
+                    Answer::New(sent) => {
+                        if now == 0 {
+                            now = now_ns();
+                        }
+                        if let Some(run) = runs.add_ns(now.saturating_sub(sent)) {
+                            st.borrow_mut().lat.record_run(run);
+                        }
+                        done += 1;
                     }
-                    None => sh.error(format!("caller {c}: RESULT without the echoed args")),
+                    Answer::Duplicate => {
+                        sh.dup.fetch_add(1, Relaxed);
+                    }
+                    Answer::Bad(why) => {
+                        freed += 1; // answered, wrongly: the call is no longer in flight
+                        sh.error(format!("caller {c}: {why}"));
+                    }
+                    Answer::Other => over |= caller_other(c, &sh, &mut check, frame, &mut freed),
                 }
-                notify.notify();
-            }
-            Ok(Message::Error { request, error, .. }) => {
-                if request > 0 && seen.record(request - 1) {
-                    inflight.set(inflight.get().saturating_sub(1));
-                    sh.call_errors.fetch_add(1, Relaxed);
-                }
-                sh.error(format!("caller {c}: CALL {request} failed: {error}"));
-                notify.notify();
-            }
-            Ok(Message::Goodbye { reason, .. }) | Ok(Message::Abort { reason, .. }) => {
-                sh.error(format!(
-                    "caller {c}: session closed by the router: {reason}"
-                ));
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => sh.error(format!("caller {c}: bad message: {e}")),
+            })
+            .await;
+        if let Some(run) = runs.take() {
+            st.borrow_mut().lat.record_run(run);
         }
-        if pending > 0 && !s.has_buffered() {
-            sh.completed.fetch_add(pending, Release);
-            sh.last_result.fetch_max(last_now, Release);
-            pending = 0;
+        if done > 0 {
+            sh.completed.fetch_add(done, Release);
+            sh.last_result
+                .fetch_max(if now == 0 { now_ns() } else { now }, Release);
+        }
+        if done > 0 || freed > 0 {
+            inflight.set(inflight.get().saturating_sub(done as usize + freed));
+            notify.notify();
+        }
+        let lost_link = match r {
+            Ok(Batch::Done) => false,
+            Ok(Batch::Closed) | Err(_) => true,
+        };
+        if lost_link && !sh.stop.load(Acquire) {
+            sh.error(format!("caller {c}: connection lost"));
+        }
+        if over || lost_link {
+            break;
         }
     }
-    if pending > 0 {
-        sh.completed.fetch_add(pending, Release);
-        sh.last_result.fetch_max(last_now, Release);
-    }
+    sh.out_of_order.fetch_add(check.seen.out_of_order, Relaxed);
+    sh.wrong_result.fetch_add(check.wrong_result, Relaxed);
     notify.notify();
+}
+
+/// A caller's message other than a RESULT; true when it ends the session. `freed` counts calls
+/// that are no longer in flight.
+fn caller_other(
+    c: usize,
+    sh: &Shared,
+    check: &mut CallCheck,
+    frame: &[u8],
+    freed: &mut usize,
+) -> bool {
+    match Message::parse(sh.cfg.ser, frame) {
+        Ok(Message::Error { request, error, .. }) => {
+            if check.on_error(request) {
+                *freed += 1;
+                sh.call_errors.fetch_add(1, Relaxed);
+            }
+            sh.error(format!("caller {c}: CALL {request} failed: {error}"));
+        }
+        Ok(Message::Goodbye { reason, .. }) | Ok(Message::Abort { reason, .. }) => {
+            sh.error(format!(
+                "caller {c}: session closed by the router: {reason}"
+            ));
+            return true;
+        }
+        Ok(m) => sh.error(format!("caller {c}: unexpected message {}", m.code())),
+        Err(e) => sh.error(format!("caller {c}: bad message: {e}")),
+    }
+    false
 }

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
@@ -136,7 +136,8 @@ impl Outbox {
 }
 
 async fn writer_task(mut wr: Wr, out: Rc<Outbox>) {
-    let mut spare = Vec::with_capacity(64 * 1024);
+    // Grown on demand: most sessions of a run (subscribers) write almost nothing.
+    let mut spare = Vec::new();
     loop {
         if out.buf.borrow().is_empty() {
             if out.closed.get() {
@@ -163,6 +164,31 @@ async fn writer_task(mut wr: Wr, out: Rc<Outbox>) {
 pub enum Inbound {
     Msg(Bytes),
     Closed,
+}
+
+/// How one [`Session::frames`] call ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// Every complete frame that was buffered has been handed over.
+    Done,
+    /// End of stream or a WebSocket close; the frames before it were handed over.
+    Closed,
+}
+
+/// A RawSocket frame header: (frame type bits, payload length).
+fn rs_header(h: [u8; 4]) -> Result<(u8, usize), String> {
+    if h[0] & 0xF0 != 0 || h[0] & 0x07 > 2 {
+        return Err(format!("rawsocket reserved frame type/bits: {:#04x}", h[0]));
+    }
+    let len = (((h[0] & 0x08) as usize) << 21) | (be24(&h[1..]) as usize);
+    if len > MAX_MESSAGE {
+        return Err(format!("rawsocket frame too long: {len} bytes"));
+    }
+    Ok((h[0] & 0x07, len))
+}
+
+fn be24(b: &[u8]) -> u32 {
+    (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32
 }
 
 /// An established WAMP session.
@@ -398,11 +424,6 @@ impl Session {
         self.scratch = scratch;
     }
 
-    /// True when more received bytes wait to be decoded (no read needed for the next frame).
-    pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
     /// Next WAMP message, `Closed` on end of stream.
     pub async fn next(&mut self) -> Result<Inbound, String> {
         loop {
@@ -414,10 +435,7 @@ impl Session {
                             return Ok(Inbound::Msg(data))
                         }
                         Ok(Some((rawsocket::FrameType::Ping, data))) => {
-                            let mut f =
-                                rawsocket::header(rawsocket::FrameType::Pong, data.len()).to_vec();
-                            f.extend_from_slice(&data);
-                            self.out.push_control(&f);
+                            self.rs_pong(&data);
                             continue;
                         }
                         Ok(Some((rawsocket::FrameType::Pong, _))) => continue,
@@ -432,14 +450,7 @@ impl Session {
                             return Ok(Inbound::Msg(data))
                         }
                         Ok(Some(websocket::Frame::Ping(p))) => {
-                            let mut f = Vec::new();
-                            websocket::encode_frame(
-                                &mut f,
-                                websocket::Opcode::Pong,
-                                &p,
-                                Some(fastrand::u32(..).to_ne_bytes()),
-                            );
-                            self.out.push_control(&f);
+                            self.ws_pong(&p);
                             continue;
                         }
                         Ok(Some(websocket::Frame::Pong(_))) => continue,
@@ -449,15 +460,104 @@ impl Session {
                     }
                 }
             }
-            let buf = std::mem::take(&mut self.buf);
-            let (r, b) = self.rd.read_more(buf).await;
-            self.buf = b;
-            match r {
-                Ok(0) => return Ok(Inbound::Closed),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
+            if !self.read().await? {
+                return Ok(Inbound::Closed);
             }
         }
+    }
+
+    /// Hands every complete message frame in the receive buffer to `f`, reading from the socket
+    /// first when none is complete. Frames are borrowed from the buffer: no allocation or reference
+    /// count per frame, and the caller can do its per-read work (clock, counters) once per call.
+    pub async fn frames(&mut self, mut f: impl FnMut(&[u8])) -> Result<Batch, String> {
+        loop {
+            let handed = match self.framing {
+                Framing::Rs => self.rs_frames(&mut f)?,
+                Framing::Ws => match self.ws_frames(&mut f)? {
+                    Some(n) => n,
+                    None => return Ok(Batch::Closed),
+                },
+            };
+            if handed > 0 {
+                return Ok(Batch::Done);
+            }
+            if !self.read().await? {
+                return Ok(Batch::Closed);
+            }
+        }
+    }
+
+    /// Walks the buffered RawSocket frames in place; returns how many messages were handed over.
+    fn rs_frames(&mut self, f: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+        let (mut pos, mut handed, mut need) = (0, 0, 0);
+        let buf = &self.buf[..];
+        while buf.len() - pos >= 4 {
+            let (kind, len) = rs_header([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]])?;
+            let end = pos + 4 + len;
+            if end > buf.len() {
+                need = end - pos;
+                break;
+            }
+            let payload = &buf[pos + 4..end];
+            match kind {
+                0 => {
+                    f(payload);
+                    handed += 1;
+                }
+                1 => self.rs_pong(payload),
+                _ => {} // PONG
+            }
+            pos = end;
+        }
+        self.buf.advance(pos);
+        if need > self.buf.len() {
+            // Room for the whole incomplete frame, so that the next read can complete it.
+            self.buf.reserve(need - self.buf.len());
+        }
+        Ok(handed)
+    }
+
+    /// Decodes the buffered WebSocket frames; `None` on a close frame.
+    fn ws_frames(&mut self, f: &mut impl FnMut(&[u8])) -> Result<Option<usize>, String> {
+        let mut handed = 0;
+        loop {
+            let d = self.ws.as_mut().expect("websocket decoder");
+            match d.decode(&mut self.buf).map_err(|e| e.to_string())? {
+                Some(websocket::Frame::Message { data, .. }) => {
+                    f(&data);
+                    handed += 1;
+                }
+                Some(websocket::Frame::Ping(p)) => self.ws_pong(&p),
+                Some(websocket::Frame::Pong(_)) => {}
+                Some(websocket::Frame::Close { .. }) => return Ok(None),
+                None => return Ok(Some(handed)),
+            }
+        }
+    }
+
+    /// Reads what the socket has into the buffer; false at end of stream.
+    async fn read(&mut self) -> Result<bool, String> {
+        let buf = std::mem::take(&mut self.buf);
+        let (r, b) = self.rd.read_more(buf).await;
+        self.buf = b;
+        match r {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn rs_pong(&self, payload: &[u8]) {
+        let mut f = rawsocket::header(rawsocket::FrameType::Pong, payload.len()).to_vec();
+        f.extend_from_slice(payload);
+        self.out.push_control(&f);
+    }
+
+    fn ws_pong(&self, payload: &[u8]) {
+        let mut f = Vec::new();
+        let mask = Some(fastrand::u32(..).to_ne_bytes());
+        websocket::encode_frame(&mut f, websocket::Opcode::Pong, payload, mask);
+        self.out.push_control(&f);
     }
 }
 

@@ -13,9 +13,17 @@ impl Default for Lat {
 }
 
 impl Lat {
+    fn us(ns: u64) -> u64 {
+        (ns / 1000).clamp(1, 3_600_000_000)
+    }
+
     pub fn record_ns(&mut self, ns: u64) {
-        let us = (ns / 1000).clamp(1, 3_600_000_000);
-        let _ = self.0.record(us);
+        let _ = self.0.record(Lat::us(ns));
+    }
+
+    /// Records a run of `n` equal latencies of `us` µs (from [`Runs`]).
+    pub fn record_run(&mut self, (us, n): (u64, u64)) {
+        let _ = self.0.record_n(us, n);
     }
     pub fn add(&mut self, other: &Lat) {
         let _ = self.0.add(&other.0);
@@ -50,6 +58,37 @@ impl Lat {
     }
 }
 
+/// Latencies run-length coded before they reach the histogram. The events of one socket read that
+/// were sent together (closed loop publishes in batches with one send time) have the same latency,
+/// and one histogram update per run costs much less than one per event.
+#[derive(Default)]
+pub struct Runs {
+    us: u64,
+    n: u64,
+}
+
+impl Runs {
+    /// Adds one latency; returns the finished run when this one starts a new one.
+    #[inline]
+    pub fn add_ns(&mut self, ns: u64) -> Option<(u64, u64)> {
+        let us = Lat::us(ns);
+        if us == self.us {
+            self.n += 1;
+            return None;
+        }
+        let done = (self.n > 0).then_some((self.us, self.n));
+        (self.us, self.n) = (us, 1);
+        done
+    }
+
+    /// The run in progress, if any (and starts afresh).
+    pub fn take(&mut self) -> Option<(u64, u64)> {
+        let done = (self.n > 0).then_some((self.us, self.n));
+        self.n = 0;
+        done
+    }
+}
+
 pub fn write_json(path: &str, v: &Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_default();
     if let Err(e) = std::fs::write(path, text + "\n") {
@@ -75,4 +114,28 @@ pub fn fmt_rate(x: f64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_record_every_latency() {
+        let mut lat = Lat::default();
+        let mut runs = Runs::default();
+        for ns in [5_000, 5_400, 5_999, 9_000, 5_000, 2_000_000] {
+            if let Some(r) = runs.add_ns(ns) {
+                lat.record_run(r);
+            }
+        }
+        if let Some(r) = runs.take() {
+            lat.record_run(r);
+        }
+        assert!(runs.take().is_none());
+        assert_eq!(lat.0.len(), 6);
+        assert_eq!(lat.0.count_at(5), 4);
+        assert_eq!(lat.0.count_at(9), 1);
+        assert_eq!(lat.0.max(), lat.0.highest_equivalent(2000));
+    }
 }

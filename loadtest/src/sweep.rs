@@ -1,5 +1,6 @@
 //! sweep: open-loop steps of rising offered rate; the max sustainable throughput is the
-//! highest step whose p99 stays within the bound with nothing lost and no errors.
+//! highest step whose p99 stays within the bound, that achieves what was offered (within 5 %),
+//! with nothing lost and no errors.
 
 use serde_json::{json, Value};
 
@@ -17,9 +18,29 @@ struct Step {
     json: Value,
 }
 
+/// Achieved throughput must be at least this share of the offered one: a router that falls
+/// behind the offered rate has not sustained it, even if the latency of what it did deliver is fine.
+const MIN_ACHIEVED: f64 = 0.95;
+
 impl Step {
     fn ok(&self, bound: u64) -> bool {
-        self.p99 <= bound && self.lost == 0 && self.errors == 0
+        self.failure(bound).is_none()
+    }
+
+    /// Why the step does not pass, if it does not.
+    fn failure(&self, bound: u64) -> Option<String> {
+        if self.errors > 0 || self.lost > 0 {
+            Some(format!("lost {}, errors {}", self.lost, self.errors))
+        } else if self.p99 > bound {
+            Some(format!("p99 {} µs > {bound} µs", self.p99))
+        } else if self.achieved < MIN_ACHIEVED * self.offered {
+            Some(format!(
+                "achieved {:.1} % of offered",
+                100.0 * self.achieved / self.offered.max(1.0)
+            ))
+        } else {
+            None
+        }
     }
 }
 
@@ -103,7 +124,8 @@ pub fn main(which: SweepWhich) -> i32 {
                 return 2;
             }
         };
-        let ok = s.ok(opts.p99_us);
+        let failure = s.failure(opts.p99_us);
+        let ok = failure.is_none();
         println!(
             "  rate {:>10} /s  offered {:>12} {unit}  achieved {:>12}  p99 {:>8} µs  lost {}  errors {}  {}",
             fmt_rate(s.rate),
@@ -112,7 +134,7 @@ pub fn main(which: SweepWhich) -> i32 {
             s.p99,
             s.lost,
             s.errors,
-            if ok { "ok" } else { "FAIL" }
+            failure.map_or("ok".to_string(), |f| format!("FAIL ({f})"))
         );
         steps.push(s);
         if !ok {
@@ -154,6 +176,7 @@ pub fn main(which: SweepWhich) -> i32 {
                 "lost": s.lost,
                 "errors": s.errors,
                 "ok": s.ok(opts.p99_us),
+                "failure": s.failure(opts.p99_us),
                 "result": s.json,
             })
         })
@@ -162,6 +185,7 @@ pub fn main(which: SweepWhich) -> i32 {
         "scenario": format!("sweep-{name}"),
         "unit": unit,
         "p99_us_bound": opts.p99_us,
+        "min_achieved_share": MIN_ACHIEVED,
         "start": opts.start,
         "factor": opts.factor,
         "step_secs": opts.step_secs,
@@ -188,4 +212,37 @@ pub fn main(which: SweepWhich) -> i32 {
         sweep_svg(p, &format!("sweep {name}"), unit, &pts, opts.p99_us as f64);
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(offered: f64, achieved: f64, p99: u64, lost: u64) -> Step {
+        Step {
+            rate: 1.0,
+            offered,
+            achieved,
+            p99,
+            lost,
+            errors: 0,
+            json: Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_step_passes_only_when_it_keeps_up() {
+        assert!(step(1000.0, 990.0, 500, 0).ok(1000));
+        assert!(step(1000.0, 950.0, 500, 0).ok(1000));
+        let behind = step(1000.0, 940.0, 500, 0);
+        assert!(behind.failure(1000).unwrap().contains("achieved"));
+        assert!(step(1000.0, 1000.0, 1001, 0)
+            .failure(1000)
+            .unwrap()
+            .contains("p99"));
+        assert!(step(1000.0, 1000.0, 10, 1)
+            .failure(1000)
+            .unwrap()
+            .contains("lost"));
+    }
 }

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -292,27 +292,46 @@ where
 fn run_on_runtime<T, Fut: Future<Output = T>>(fut: impl FnOnce() -> Fut) -> T {
     let forced =
         std::env::var("MONOIO_FORCE_LEGACY_DRIVER").is_ok_and(|v| !v.is_empty() && v != "0");
-    let why = if forced {
-        "forced by MONOIO_FORCE_LEGACY_DRIVER".to_string()
-    } else {
-        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(4096)
-            .enable_timer()
-            .build()
-        {
-            Ok(mut rt) => {
-                let _ = DRIVER.set("io_uring".into());
-                return rt.block_on(fut());
+    let mut why = "forced by MONOIO_FORCE_LEGACY_DRIVER".to_string();
+    if !forced {
+        for coop in [true, false] {
+            match uring_runtime(coop) {
+                Ok(mut rt) => {
+                    let name = if coop {
+                        "io_uring (coop taskrun)"
+                    } else {
+                        "io_uring"
+                    };
+                    let _ = DRIVER.set(name.into());
+                    return rt.block_on(fut());
+                }
+                Err(e) => why = e.to_string(),
             }
-            Err(e) => e.to_string(),
         }
-    };
+    }
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()
         .expect("cannot build an epoll runtime either");
     let _ = DRIVER.set(format!("epoll ({why})"));
     rt.block_on(fut())
+}
+
+/// An io_uring runtime. With `coop`, completions are handed to the thread when it next enters the
+/// kernel instead of by interrupting it: with a thousand busy sockets per thread, the interrupts
+/// otherwise cost a fair share of the generator's CPU (kernels before 5.19 refuse the flag).
+fn uring_runtime(
+    coop: bool,
+) -> std::io::Result<monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>> {
+    let mut urb = io_uring_06::IoUring::builder();
+    if coop {
+        urb.setup_coop_taskrun();
+    }
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(4096)
+        .uring_builder(urb)
+        .enable_timer()
+        .build()
 }
 
 /// Raises the open-files limit to its hard maximum (many sessions = many sockets).
@@ -360,4 +379,45 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some((utime + stime) / hz.max(1.0))
+}
+
+/// A counter on its own cache line, so that threads updating neighbours do not contend.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// One counter per runtime thread: each thread updates its own, anyone may read them all.
+pub struct PerThread(Vec<Padded>);
+
+impl PerThread {
+    pub fn new(threads: usize) -> Self {
+        PerThread((0..threads.max(1)).map(|_| Padded::default()).collect())
+    }
+
+    pub fn add(&self, tid: usize, v: u64) {
+        self.0[tid].0.fetch_add(v, Ordering::Release);
+    }
+
+    pub fn raise(&self, tid: usize, v: u64) {
+        self.0[tid].0.fetch_max(v, Ordering::Release);
+    }
+
+    /// Sets every thread's value (before the threads start using them).
+    pub fn set_all(&self, v: u64) {
+        for p in &self.0 {
+            p.0.store(v, Ordering::Release);
+        }
+    }
+
+    pub fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Ordering::Acquire)).sum()
+    }
+
+    pub fn max(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|p| p.0.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+    }
 }

@@ -69,6 +69,44 @@ fn fanout_rpc_connect_against_wampd() {
     assert_eq!(f["delivered"], f["expected"], "{f}");
     assert!(f["deliveries_per_sec"].as_f64().unwrap() > 0.0);
 
+    // Pattern subscriptions: every event must name its concrete topic, and the count-only reader
+    // must see the same number of frames.
+    for (reader, policy) in [("check", "wildcard"), ("count", "prefix")] {
+        let p = wampload(&[
+            "fanout",
+            "--url",
+            &rs,
+            "--serializer",
+            "cbor",
+            "--publishers",
+            "2",
+            "--subscribers",
+            "30",
+            "--topics",
+            "3",
+            "--duration",
+            "1",
+            "--match",
+            policy,
+            "--reader",
+            reader,
+        ]);
+        assert_eq!(p["lost"], 0, "{p}");
+        assert_eq!(p["errors"], 0, "{p}");
+        assert_eq!(p["delivered"], p["expected"], "{p}");
+        assert!(p["delivered"].as_u64().unwrap() > 0, "{p}");
+        if reader == "check" {
+            assert_eq!(p["wrong_topic"], 0, "{p}");
+            assert_eq!(p["wrong_subscription"], 0, "{p}");
+            assert_eq!(p["frames_parsed_in_full"], 0, "{p}");
+        } else {
+            assert!(
+                p["duplicated"].is_null(),
+                "the count reader checks nothing: {p}"
+            );
+        }
+    }
+
     let r = wampload(&[
         "rpc",
         "--url",
@@ -88,6 +126,8 @@ fn fanout_rpc_connect_against_wampd() {
     ]);
     assert_eq!(r["lost"], 0, "{r}");
     assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["wrong_result"], 0, "{r}");
+    assert_eq!(r["invocations_out_of_order"], 0, "{r}");
     assert!(r["calls_per_sec"].as_f64().unwrap() > 0.0, "{r}");
 
     let pid = router.0.id().to_string();
