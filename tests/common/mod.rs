@@ -607,6 +607,9 @@ impl Drop for InProcess {
         if let Some(s) = self.server.take() {
             s.stop();
         }
+    }
+}
+
 /// WebSocket framing helpers: for tests of what a subprotocol allows.
 impl Client {
     /// Sends `bytes` as one WebSocket message of the type the session's subprotocol does not use:
@@ -647,6 +650,9 @@ impl Client {
             }
         }
         panic!("no Close frame after 1000 messages");
+    }
+}
+
 /// A RawSocket/TCP connection after the handshake, for tests that read on one thread and write on
 /// another (`try_clone` the stream); frames go through [`rawsocket_write`] and [`rawsocket_read`].
 pub fn rawsocket_stream(addr: &str, ser: Serializer) -> TcpStream {
