@@ -24,7 +24,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError}
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{dict, got, rawsocket_read, rawsocket_stream, rawsocket_write, uints, Got, Router};
+use common::{dict, got, rawsocket_read, rawsocket_stream, rawsocket_write, uints, Got, InProcess};
 use wampd::protocol::{codes, errors, Message, Serializer, Val};
 
 const SHARDS: u64 = 4;
@@ -1643,14 +1643,33 @@ fn churn_against_a_reference_model() {
     let seed = env_u64("WAMPD_CHURN_SEED").unwrap_or_else(|| fastrand::u64(..));
     let secs = env_u64("WAMPD_CHURN_SECS").unwrap_or(30);
     println!("churn: seed {seed} (WAMPD_CHURN_SEED={seed} replays it), {secs} s, {SHARDS} shards");
-    let r = Router::start(SHARDS as usize, &[]);
+    let r = InProcess::start(SHARDS as usize);
     let mut w = World::new(r.addr.clone(), seed);
     let started = Instant::now();
     w.churn(secs);
     w.settle("after churn");
+    // The router's own view: the authority, every shard's replica and every session agree.
+    let problems = r.settle(Duration::from_secs(10));
+    let report = r.report();
+    println!(
+        "churn: after churn the authority holds {} subscriptions and {} registrations; every shard's replica agrees: {}",
+        report.authorities[0].subscriptions.len(),
+        report.authorities[0].registrations.len(),
+        problems.is_empty()
+    );
+    assert_eq!(
+        problems,
+        Vec::<String>::new(),
+        "replicas disagree after churn"
+    );
     let probes: Vec<u64> = (0..SHARDS).map(|_| w.connect()).collect();
     w.probe(&probes);
     w.final_check(&probes);
+    assert_eq!(
+        r.settle(Duration::from_secs(10)),
+        Vec::<String>::new(),
+        "replicas disagree at the end"
+    );
     println!(
         "churn: done in {:.1} s; {:#?}",
         started.elapsed().as_secs_f64(),

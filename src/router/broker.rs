@@ -459,6 +459,15 @@ impl Router {
         let (realm, ser) = (session.realm, session.peer.enc.ser);
         let exclude = if exclude_me { sid } else { 0 };
         let publication = ids::global();
+        // An acknowledged publication is answered once every shard it went to has queued it for its
+        // subscribers: PUBLISHED then means "everyone subscribed now has it", so a subscriber that
+        // unsubscribes (or one that subscribes) after the publisher saw PUBLISHED cannot race it.
+        let token = if acknowledge && self.shards > 1 {
+            self.new_token()
+        } else {
+            0
+        };
+        let mut sent = 0;
 
         let mut matched = SmallVec::new();
         self.local[realm].broker.matches(topic, &mut matched);
@@ -483,18 +492,27 @@ impl Router {
                         subscription: id,
                         exclude,
                         frames: frames.clone(),
+                        token,
                     },
                 );
+                sent += 1;
             }
         }
         if acknowledge {
-            self.reply(
-                sid,
-                &Message::Published {
-                    request,
-                    publication,
-                },
-            );
+            let published = move |r: &mut Router, _| {
+                r.reply(
+                    sid,
+                    &Message::Published {
+                        request,
+                        publication,
+                    },
+                )
+            };
+            if sent > 0 {
+                self.open_barrier(token, sent, Box::new(published));
+            } else {
+                published(self, BarrierOutcome::Done);
+            }
         }
         Flow::Continue
     }

@@ -79,6 +79,8 @@ pub enum ShardMsg {
         /// Session not to deliver to (the publisher, unless it asked to receive its own events).
         exclude: u64,
         frames: Arc<EventFrames>,
+        /// Non-zero: acknowledge with [`ShardMsg::Ack`] once queued (an acknowledged publication).
+        token: u64,
     },
     /// A CALL for a callee on this shard.
     Invoke(Box<Invoke>),
@@ -574,8 +576,10 @@ impl Router {
                 subscription,
                 exclude,
                 frames,
+                token,
             } => {
                 self.deliver_event(realm, subscription, exclude, &frames);
+                self.ack(src, token);
             }
             ShardMsg::Invoke(inv) => self.on_invoke(*inv),
             ShardMsg::Deliver { session, frame } => {
@@ -760,8 +764,7 @@ impl Router {
         if self.shards == 1 {
             return 0;
         }
-        self.next_token += 1;
-        let token = self.next_token;
+        let token = self.new_token();
         self.barriers.insert(
             token,
             Barrier {
@@ -774,6 +777,25 @@ impl Router {
             self.out.send(shard, make(token));
         }
         token
+    }
+
+    /// A fresh barrier token.
+    pub(crate) fn new_token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// Waits for `acks` acknowledgements of `token` (sent with messages already staged), then runs
+    /// `then`.
+    pub(crate) fn open_barrier(&mut self, token: u64, acks: usize, then: Completion) {
+        self.barriers.insert(
+            token,
+            Barrier {
+                remaining: acks,
+                started: std::time::Instant::now(),
+                then: vec![then],
+            },
+        );
     }
 
     /// Sends an update to every other shard without waiting for it to be applied.

@@ -209,3 +209,39 @@ fn an_unacknowledged_update_times_out_with_an_error_and_is_undone() {
         "registering again waits for shard 1, not refused"
     );
 }
+
+#[test]
+fn published_waits_until_every_subscribers_shard_has_queued_the_event() {
+    let mut h = Harness::new(Limits::default());
+    let mut publ = h.join();
+    // Shard 1 has a subscriber of "t".
+    h.router.on_mesh(
+        1,
+        ShardMsg::SubUpdate {
+            realm: 0,
+            grant: crate::router::authority::Grant { id: 77, rev: 1 },
+            policy: crate::protocol::uri::MatchPolicy::Exact,
+            uri: Arc::from("t"),
+            add: true,
+            token: 0,
+        },
+    );
+    h.send(&mut publ, br#"[16,1,{"acknowledge":true},"t",[1]]"#);
+    let token = match h.sent_to_other_shard().pop() {
+        Some(ShardMsg::Event { token, .. }) => token,
+        _ => panic!("expected the EVENT for shard 1"),
+    };
+    assert_ne!(token, 0);
+    assert!(
+        codes_of(&publ).is_empty(),
+        "no PUBLISHED before shard 1 queued the EVENT"
+    );
+    h.router.on_mesh(1, ShardMsg::Ack { token });
+    assert_eq!(codes_of(&publ), vec![codes::PUBLISHED]);
+    // Unacknowledged publications carry no token and cost no acknowledgement.
+    h.send(&mut publ, br#"[16,2,{},"t",[2]]"#);
+    assert!(matches!(
+        h.sent_to_other_shard().pop(),
+        Some(ShardMsg::Event { token: 0, .. })
+    ));
+}
