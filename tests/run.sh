@@ -7,7 +7,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-export WAMPD_REQUIRE_INTEROP=1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 t_all=$SECONDS

@@ -37,10 +37,8 @@ fn wampload(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn fanout_rpc_connect_against_wampd() {
-    let Some(bin) = find_wampd() else {
-        eprintln!("smoke test skipped: no wampd binary found (run `cargo build --release --bin wampd` first)");
-        return;
-    };
+    let bin = find_wampd()
+        .expect("no wampd binary found: build it first (cargo build --release --bin wampd)");
     let (router, addr) = start_router(&bin, &["--shards", "1"]);
     let rs = format!("rs://{addr}");
     let ws = format!("ws://{addr}/ws");

@@ -37,10 +37,8 @@ fn num(v: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn two_thousand_sessions_mixed_load_stays_flat() {
-    let Some(wampd) = find_wampd() else {
-        eprintln!("soak: skipped (build wampd first: cargo build --release)");
-        return;
-    };
+    let wampd = find_wampd()
+        .expect("no wampd binary found: build it first (cargo build --release --bin wampd)");
     let secs: u64 = std::env::var("WAMPD_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
