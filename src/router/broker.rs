@@ -90,12 +90,16 @@ impl Broker {
         active: bool,
     ) {
         if !self.ensure(grant, policy, uri) {
-            // The authority just granted this id to this shard, so no newer one can exist.
+            // The authority just granted this id to this shard, so no newer entry can be live; the
+            // authority's word wins over the replica's.
             tracing::error!(
                 id = grant.id,
-                "subscription grant older than the replica's entry"
+                "subscription grant older than the replica's entry; replacing the entry"
             );
-            return;
+            if let Some(old) = self.trie.remove(policy, uri) {
+                self.subs.remove(&old);
+            }
+            self.ensure(grant, policy, uri);
         }
         if let Some(s) = self.subs.get_mut(&grant.id) {
             if active {
@@ -271,17 +275,27 @@ impl Router {
             return Flow::Continue;
         }
         let broker = &mut self.local[realm].broker;
-        let token = match broker.local_id(policy, topic) {
+        let joined = broker
+            .local_id(policy, topic)
+            .and_then(|id| broker.get(id))
+            .map(|sub| {
+                (
+                    Grant {
+                        id: sub.id,
+                        rev: sub.rev,
+                    },
+                    sub.uri.clone(),
+                    sub.barrier,
+                )
+            });
+        let (id, token) = match joined {
             // Another session on this shard holds it: join, active once its announcement (if still
             // in flight) has reached every shard.
-            Some(id) => {
-                let sub = broker.get(id).expect("local_id");
-                let (grant, uri, token) =
-                    (Grant { id, rev: sub.rev }, sub.uri.clone(), sub.barrier);
+            Some((grant, uri, token)) => {
                 let active = !self.barriers.contains_key(&token);
                 broker.add_local(grant, policy, &uri, peer, active);
-                self.hold_subscription(sid, id);
-                token
+                self.hold_subscription(sid, grant.id);
+                (grant.id, token)
             }
             // First local subscriber: the realm authority names the subscription and every shard
             // learns of this shard's interest before the subscriber is told it is subscribed.
@@ -305,13 +319,9 @@ impl Router {
                     s.barrier = token;
                 }
                 self.hold_subscription(sid, grant.id);
-                token
+                (grant.id, token)
             }
         };
-        let id = self.local[realm]
-            .broker
-            .local_id(policy, topic)
-            .expect("just added");
         self.after_barrier(
             token,
             Box::new(move |r, outcome| match outcome {

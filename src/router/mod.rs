@@ -710,17 +710,7 @@ impl Router {
 
     /// Sends ERROR for request `request` of type `request_type` with error URI `error`.
     pub(crate) fn reply_error(&self, sid: u64, request_type: u64, request: u64, error: &str) {
-        self.reply(
-            sid,
-            &Message::Error {
-                request_type,
-                request,
-                details: Val::empty_dict(),
-                error: Cow::Borrowed(error),
-                args: None,
-                kwargs: None,
-            },
-        );
+        self.send_error(sid, request_type, request, error, None);
     }
 
     /// Sends ERROR with error URI `error` and a human-readable message as its only argument.
@@ -732,6 +722,17 @@ impl Router {
         error: &str,
         text: &str,
     ) {
+        self.send_error(sid, request_type, request, error, Some(text));
+    }
+
+    fn send_error(
+        &self,
+        sid: u64,
+        request_type: u64,
+        request: u64,
+        error: &str,
+        text: Option<&str>,
+    ) {
         self.reply(
             sid,
             &Message::Error {
@@ -739,7 +740,7 @@ impl Router {
                 request,
                 details: Val::empty_dict(),
                 error: Cow::Borrowed(error),
-                args: Some(Val::List(vec![Val::Str(Cow::Borrowed(text))])),
+                args: text.map(|t| Val::List(vec![Val::Str(Cow::Borrowed(t))])),
                 kwargs: None,
             },
         );
