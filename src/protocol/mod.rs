@@ -8,6 +8,7 @@
 pub mod cbor;
 pub mod codes;
 pub mod errors;
+pub mod features;
 pub mod json;
 pub mod message;
 pub mod msgpack;

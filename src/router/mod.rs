@@ -33,13 +33,14 @@ use bytes::Bytes;
 use crate::mesh::{Mesh, Outgoing};
 use crate::protocol::codes;
 use crate::protocol::errors;
+use crate::protocol::features::{ClientFeatures, BROKER_FEATURES, DEALER_FEATURES};
 use crate::protocol::uri::MatchPolicy;
 use crate::protocol::{Message, Val};
 use crate::router::authority::Grant;
 use crate::router::broker::Broker;
 use crate::router::dealer::{Dealer, Invoke};
 use crate::router::realm::Realms;
-use crate::router::session::{Outbox, Peer, Push, Session};
+use crate::router::session::{Identity, Outbox, Peer, Push, Session};
 use crate::router::wire::{frame, AppPayload, Encoding, EventFrames};
 
 /// How long an update may wait for every other shard's acknowledgement. Only a shard that is stuck
@@ -434,13 +435,17 @@ impl Router {
         conn.peer.id.set(id);
         conn.peer.outbox.set_policy(self.policies[realm_idx]);
         conn.session = Some(id);
-        self.sessions
-            .insert(id, Session::new(conn.peer.clone(), realm_idx));
+        let identity = Arc::new(Identity::anonymous(id, "anonymous"));
+        let features = ClientFeatures::from_hello(&details);
         let realm_name = self.realms.name(realm_idx).clone();
         let welcome = Message::Welcome {
             session: id,
-            details: welcome_details(&realm_name, id),
+            details: welcome_details(&realm_name, &identity),
         };
+        self.sessions.insert(
+            id,
+            Session::new(conn.peer.clone(), realm_idx, identity, features),
+        );
         self.reply_peer(&conn.peer.clone(), &welcome);
         Flow::Continue
     }
@@ -931,7 +936,7 @@ fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
 }
 
 /// WELCOME.Details: who the session is and which roles and features this router implements.
-fn welcome_details(realm: &str, session: u64) -> Val<'static> {
+fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
     let features = |names: &[&'static str]| {
         Val::Dict(
             names
@@ -942,38 +947,18 @@ fn welcome_details(realm: &str, session: u64) -> Val<'static> {
     };
     let role =
         |names: &[&'static str]| Val::Dict(vec![(Cow::Borrowed("features"), features(names))]);
+    let text = |s: &str| Val::Str(Cow::Owned(s.to_string()));
     Val::Dict(vec![
-        (
-            Cow::Borrowed("realm"),
-            Val::Str(Cow::Owned(realm.to_string())),
-        ),
-        (
-            Cow::Borrowed("authid"),
-            Val::Str(Cow::Owned(format!("anonymous-{session}"))),
-        ),
-        (
-            Cow::Borrowed("authrole"),
-            Val::Str(Cow::Borrowed("anonymous")),
-        ),
-        (
-            Cow::Borrowed("authmethod"),
-            Val::Str(Cow::Borrowed("anonymous")),
-        ),
-        (
-            Cow::Borrowed("authprovider"),
-            Val::Str(Cow::Borrowed("static")),
-        ),
+        (Cow::Borrowed("realm"), text(realm)),
+        (Cow::Borrowed("authid"), text(&who.authid)),
+        (Cow::Borrowed("authrole"), text(&who.authrole)),
+        (Cow::Borrowed("authmethod"), text(&who.authmethod)),
+        (Cow::Borrowed("authprovider"), text(&who.authprovider)),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![
-                (
-                    Cow::Borrowed("broker"),
-                    role(&["publisher_exclusion", "pattern_based_subscription"]),
-                ),
-                (
-                    Cow::Borrowed("dealer"),
-                    role(&["pattern_based_registration"]),
-                ),
+                (Cow::Borrowed("broker"), role(BROKER_FEATURES)),
+                (Cow::Borrowed("dealer"), role(DEALER_FEATURES)),
             ]),
         ),
     ])

@@ -248,10 +248,36 @@ pub struct HeldRegistration {
     pub uri: std::sync::Arc<str>,
 }
 
+/// Who a session is, as authentication decided when it joined. Shared (`Arc`) so that calls and
+/// events that disclose their sender carry it to other shards without copying strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub authid: std::sync::Arc<str>,
+    pub authrole: std::sync::Arc<str>,
+    pub authmethod: std::sync::Arc<str>,
+    pub authprovider: std::sync::Arc<str>,
+}
+
+impl Identity {
+    /// The identity of an anonymous session.
+    pub fn anonymous(session: u64, role: &str) -> Self {
+        Identity {
+            authid: format!("anonymous-{session}").into(),
+            authrole: role.into(),
+            authmethod: "anonymous".into(),
+            authprovider: "static".into(),
+        }
+    }
+}
+
 /// The routing state of one established session.
 pub struct Session {
     pub peer: std::rc::Rc<Peer>,
     pub realm: usize,
+    /// Who the session is (fixed for its life: a reload of the rules does not change it).
+    pub identity: std::sync::Arc<Identity>,
+    /// The advanced features the client announced in HELLO.
+    pub features: crate::protocol::features::ClientFeatures,
     /// Subscriptions this session holds (ids).
     pub subscriptions: SmallVec<[u64; 4]>,
     /// Registrations this session holds.
@@ -268,10 +294,17 @@ pub struct Session {
 
 impl Session {
     /// A fresh session of `peer` in realm `realm`.
-    pub fn new(peer: std::rc::Rc<Peer>, realm: usize) -> Self {
+    pub fn new(
+        peer: std::rc::Rc<Peer>,
+        realm: usize,
+        identity: std::sync::Arc<Identity>,
+        features: crate::protocol::features::ClientFeatures,
+    ) -> Self {
         Session {
             peer,
             realm,
+            identity,
+            features,
             subscriptions: SmallVec::new(),
             registrations: SmallVec::new(),
             invocations: AHashMap::new(),

@@ -1,6 +1,8 @@
 //! Router configuration: every limit the router enforces lives here, so that one struct says what a
 //! deployment allows. The command line (see `main.rs`) fills it; tests build it directly.
 
+pub mod file;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
