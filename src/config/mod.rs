@@ -40,6 +40,10 @@ pub struct Config {
     pub shards: usize,
     /// Realms that exist; a HELLO naming another realm is refused.
     pub realms: Vec<String>,
+    /// Per-realm security settings from the config file (roles, principals, anonymous role,
+    /// authenticator, authorizer). A realm in `realms` without an entry here is open: anonymous
+    /// sessions join with role `anonymous`, which may do everything.
+    pub realm_specs: Vec<file::RealmSpec>,
     /// Largest WAMP message accepted or sent, in bytes (WebSocket message, RawSocket frame).
     pub max_message_size: usize,
     /// Bytes that may wait in one session's outbound queue before the slow-consumer policy applies.
@@ -89,6 +93,7 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(1),
             realms: vec!["realm1".to_string()],
+            realm_specs: Vec::new(),
             max_message_size: 16 * 1024 * 1024,
             max_queue_bytes: 64 * 1024 * 1024,
             max_queue_messages: 1_000_000,

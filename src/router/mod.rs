@@ -170,6 +170,8 @@ pub struct Conn {
     pub peer: Rc<Peer>,
     /// Set once WELCOME has been sent.
     pub session: Option<u64>,
+    /// The remote end as the transport saw it (address, TLS client certificate).
+    pub info: crate::transport::PeerInfo,
 }
 
 impl Conn {
@@ -184,6 +186,7 @@ impl Conn {
                 goodbye_sent: Cell::new(false),
             }),
             session: None,
+            info: Default::default(),
         }
     }
 }
@@ -562,6 +565,7 @@ impl Router {
             let mut conn = Conn {
                 peer: peer.clone(),
                 session: Some(peer.id.get()),
+                info: Default::default(),
             };
             self.end_session(&mut conn);
         }
