@@ -84,6 +84,9 @@ pub(crate) enum Kind {
 pub(crate) struct Item<'a> {
     pub kind: Kind,
     pub span: &'a [u8],
+    /// Holds a value only its own serializer can carry (a MessagePack ext, a CBOR tag or simple
+    /// value): allowed in Arguments/ArgumentsKw only.
+    pub foreign: bool,
 }
 
 /// Element list of a message; inline capacity covers every WAMP message.
