@@ -14,10 +14,11 @@ use bytes::Bytes;
 
 use crate::protocol::codes;
 use crate::protocol::errors;
+use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
 use crate::router::authority::Grant;
-use crate::router::session::{HeldRegistration, PendingInvocation};
+use crate::router::session::{HeldRegistration, Identity, PendingInvocation};
 use crate::router::trie::UriTrie;
 use crate::router::wire::{frame, AppPayload, Encoding, FrameError};
 use crate::router::{reserved_uri, BarrierOutcome, Flow, Router, ShardMsg};
@@ -32,6 +33,8 @@ pub struct Registration {
     pub uri: Arc<str>,
     pub shard: usize,
     pub callee: u64,
+    /// The callee asked (`disclose_caller`) to be told who calls it.
+    pub disclose_caller: bool,
 }
 
 /// A shard's replica of one realm's registrations.
@@ -102,14 +105,48 @@ pub struct Invoke {
     pub procedure: Option<Arc<str>>,
     pub ser: Serializer,
     pub payload: AppPayload,
+    /// The caller asked for progressive results.
+    pub receive_progress: bool,
+    /// `CALL.Options.timeout` in milliseconds; 0 means none.
+    pub timeout_ms: u64,
+    /// Who the caller is, when the caller or the registration asked for disclosure.
+    pub disclosed: Option<(u64, Arc<Identity>)>,
+}
+
+/// What a CALL's options ask of the router. Read only when the options are not empty, so a plain
+/// call pays one length check.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct CallOptions {
+    pub receive_progress: bool,
+    pub disclose_me: bool,
+    pub timeout_ms: u64,
+}
+
+impl CallOptions {
+    pub(crate) fn read(options: &Val<'_>) -> Self {
+        if options.dict_len() == Some(0) {
+            return Self::default();
+        }
+        let flag = |k: &str| options.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        CallOptions {
+            receive_progress: flag("receive_progress"),
+            disclose_me: flag("disclose_me"),
+            timeout_ms: options.get("timeout").and_then(|v| v.as_u64()).unwrap_or(0),
+        }
+    }
+}
+
+/// Whether a caller with this identity may have itself disclosed to callees. Everyone may today;
+/// this is where per-role rules decide once roles carry such a permission.
+pub(crate) fn may_disclose_caller(_who: &Identity) -> bool {
+    true
 }
 
 impl Invoke {
     /// Answers the caller with an ERROR for its CALL, wherever the caller is.
-    fn fail(&self, r: &mut Router, error: &str, text: &str) {
-        if let Some(err) = error_frame(self.caller_enc, self.caller_request, error, text) {
-            r.send_to_session(self.caller_shard, self.caller, err);
-        }
+    pub(crate) fn fail(&self, r: &mut Router, error: &str, text: &str) {
+        let err = error_frame(self.caller_enc, self.caller_request, error, text);
+        r.finish_call(self.caller_shard, self.caller, err);
     }
 }
 
@@ -127,6 +164,10 @@ impl Router {
         let Some(policy) = self.match_policy(sid, codes::REGISTER, request, options) else {
             return Flow::Continue;
         };
+        let disclose_caller = options
+            .get("disclose_caller")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         if let Some(invoke) = options.get("invoke").and_then(|v| v.as_str()) {
             if invoke != "single" {
                 self.reply_error(sid, codes::REGISTER, request, errors::INVALID_ARGUMENT);
@@ -175,6 +216,7 @@ impl Router {
             policy,
             uri: uri.clone(),
             callee: Some(sid),
+            disclose_caller,
             token,
         });
         let reg = Registration {
@@ -184,6 +226,7 @@ impl Router {
             uri,
             shard: self.shard,
             callee: sid,
+            disclose_caller,
         };
         if token != 0 {
             self.unconfirmed.insert(grant.id, Vec::new());
@@ -295,6 +338,7 @@ impl Router {
             policy: held.policy,
             uri: held.uri.clone(),
             callee: None,
+            disclose_caller: false,
             token: 0,
         });
     }
@@ -305,21 +349,45 @@ impl Router {
         sid: u64,
         request: u64,
         procedure: &str,
+        options: &Val<'_>,
         payload: AppPayload,
     ) -> Flow {
         if !uri::is_valid_uri(procedure, false) || procedure.len() > self.limits.max_uri_len {
             self.reply_error(sid, codes::CALL, request, errors::INVALID_URI);
             return Flow::Continue;
         }
+        let opts = CallOptions::read(options);
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;
         };
         let (realm, enc) = (session.realm, session.peer.enc);
         let caller_max_frame = session.peer.outbox.max_frame();
+        if opts.disclose_me && !may_disclose_caller(&session.identity) {
+            self.reply_error(
+                sid,
+                codes::CALL,
+                request,
+                errors::OPTION_DISALLOWED_DISCLOSE_ME,
+            );
+            return Flow::Continue;
+        }
+        if session.calls_in_flight >= self.limits.max_calls_per_caller {
+            self.reply_error_text(
+                sid,
+                codes::CALL,
+                request,
+                errors::UNAVAILABLE,
+                "the caller has too many calls in progress",
+            );
+            return Flow::Continue;
+        }
         let Some(reg) = self.local[realm].dealer.route(procedure) else {
             self.reply_error(sid, codes::CALL, request, errors::NO_SUCH_PROCEDURE);
             return Flow::Continue;
         };
+        // Cloned only when disclosed: a plain call touches no reference count.
+        let disclosed =
+            (opts.disclose_me || reg.disclose_caller).then(|| (sid, session.identity.clone()));
         let inv = Invoke {
             realm,
             registration: reg.id,
@@ -332,8 +400,14 @@ impl Router {
             procedure: (reg.policy != MatchPolicy::Exact).then(|| Arc::from(procedure)),
             ser: enc.ser,
             payload,
+            receive_progress: opts.receive_progress,
+            timeout_ms: opts.timeout_ms,
+            disclosed,
         };
         let shard = reg.shard;
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.calls_in_flight += 1;
+        }
         if shard == self.shard {
             self.on_invoke(inv);
         } else {
@@ -383,13 +457,7 @@ impl Router {
         }
         let peer = callee.peer.clone();
         let request = callee.next_invocation_peek();
-        let details = match &inv.procedure {
-            Some(p) => Val::Dict(vec![(
-                Cow::Borrowed("procedure"),
-                Val::Str(Cow::Borrowed(p)),
-            )]),
-            None => Val::empty_dict(),
-        };
+        let details = invocation_details(&inv, callee.features);
         let (args, kwargs) = inv.payload.vals(inv.ser);
         let framed = frame(
             peer.enc,
@@ -428,8 +496,13 @@ impl Router {
                 caller_request: inv.caller_request,
                 caller_enc: inv.caller_enc,
                 caller_max_frame: inv.caller_max_frame,
+                receive_progress: inv.receive_progress,
             },
         );
+        if inv.timeout_ms > 0 {
+            self.timers
+                .start(inv.timeout_ms, inv.callee, request, inv.caller_request);
+        }
         self.push(&peer, bytes);
     }
 
@@ -441,7 +514,17 @@ impl Router {
     }
 
     /// YIELD: the callee's answer becomes the caller's RESULT.
-    pub(crate) fn on_yield(&mut self, sid: u64, request: u64, payload: AppPayload) -> Flow {
+    pub(crate) fn on_yield(
+        &mut self,
+        sid: u64,
+        request: u64,
+        options: &Val<'_>,
+        payload: AppPayload,
+    ) -> Flow {
+        if is_progress(options) {
+            self.on_progress(sid, request, payload);
+            return Flow::Continue;
+        }
         let Some((pending, ser)) = self.take_invocation(sid, request) else {
             return Flow::Continue;
         };
@@ -502,23 +585,46 @@ impl Router {
     /// the caller could not take (too large, or not expressible in its serializer) becomes an ERROR,
     /// so the caller is never left waiting.
     fn answer_caller(&mut self, pending: &PendingInvocation, msg: &Message<'_>) {
-        let (error, text) = match frame(pending.caller_enc, msg) {
-            Ok(bytes) if bytes.len() <= pending.caller_max_frame => {
-                self.send_to_session(pending.caller_shard, pending.caller, bytes);
-                return;
+        let bytes = match for_caller(pending, msg) {
+            Ok(bytes) => Some(bytes),
+            Err((error, text)) => {
+                tracing::debug!(caller = pending.caller, "{text}");
+                error_frame(pending.caller_enc, pending.caller_request, error, &text)
             }
-            Ok(_) | Err(FrameError::TooLarge(_)) => (
-                errors::PAYLOAD_SIZE_EXCEEDED,
-                "the callee's answer is too large for the caller".to_string(),
-            ),
-            Err(FrameError::Codec(e)) => (
-                errors::INVALID_ARGUMENT,
-                format!("the callee's answer cannot be expressed in the caller's serializer: {e}"),
-            ),
         };
-        tracing::debug!(caller = pending.caller, "{text}");
-        if let Some(b) = error_frame(pending.caller_enc, pending.caller_request, error, &text) {
-            self.send_to_session(pending.caller_shard, pending.caller, b);
+        self.finish_call(pending.caller_shard, pending.caller, bytes);
+    }
+
+    /// A progressive YIELD: a RESULT with `progress` for a caller that asked for them; the call
+    /// stays pending. Dropped when the caller did not ask (or the call has ended). One the caller
+    /// could not take ends the call with an ERROR instead.
+    fn on_progress(&mut self, sid: u64, request: u64, payload: AppPayload) {
+        let Some(session) = self.sessions.get(&sid) else {
+            return;
+        };
+        let ser = session.peer.enc.ser;
+        let Some(pending) = session.invocations.get(&request) else {
+            return;
+        };
+        if !pending.receive_progress {
+            return;
+        }
+        let (args, kwargs) = payload.vals(ser);
+        let msg = Message::Result {
+            request: pending.caller_request,
+            details: Val::Dict(vec![(Cow::Borrowed("progress"), Val::Bool(true))]),
+            args,
+            kwargs,
+        };
+        match for_caller(pending, &msg) {
+            Ok(bytes) => {
+                let (shard, caller) = (pending.caller_shard, pending.caller);
+                self.send_to_session(shard, caller, bytes);
+            }
+            Err(_) => {
+                let (pending, _) = self.take_invocation(sid, request).expect("looked up above");
+                self.answer_caller(&pending, &msg);
+            }
         }
     }
 
@@ -528,20 +634,71 @@ impl Router {
         invocations: impl IntoIterator<Item = PendingInvocation>,
     ) {
         for p in invocations {
-            if let Some(b) = error_frame(
+            let b = error_frame(
                 p.caller_enc,
                 p.caller_request,
                 errors::CANCELED,
                 "the callee left before answering",
-            ) {
-                self.send_to_session(p.caller_shard, p.caller, b);
-            }
+            );
+            self.finish_call(p.caller_shard, p.caller, b);
         }
     }
 }
 
+/// `msg` in the caller's encoding, or the ERROR to send instead when the caller could not take it
+/// (too large, or not expressible in its serializer), so the caller is never left waiting.
+fn for_caller(
+    pending: &PendingInvocation,
+    msg: &Message<'_>,
+) -> Result<Bytes, (&'static str, String)> {
+    match frame(pending.caller_enc, msg) {
+        Ok(bytes) if bytes.len() <= pending.caller_max_frame => Ok(bytes),
+        Ok(_) | Err(FrameError::TooLarge(_)) => Err((
+            errors::PAYLOAD_SIZE_EXCEEDED,
+            "the callee's answer is too large for the caller".to_string(),
+        )),
+        Err(FrameError::Codec(e)) => Err((
+            errors::INVALID_ARGUMENT,
+            format!("the callee's answer cannot be expressed in the caller's serializer: {e}"),
+        )),
+    }
+}
+
+/// True for a YIELD that is a progressive result.
+fn is_progress(options: &Val<'_>) -> bool {
+    options.dict_len() != Some(0) && options.get("progress").and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// INVOCATION.Details: the concrete procedure of a pattern-based registration, `receive_progress`
+/// for a callee that can stream, and who calls when disclosure was asked for.
+fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
+    let mut d = Vec::new();
+    if let Some(p) = &inv.procedure {
+        d.push((Cow::Borrowed("procedure"), Val::Str(Cow::Borrowed(&**p))));
+    }
+    if inv.receive_progress && callee.has(ClientFeatures::CALLEE_PROGRESSIVE_RESULTS) {
+        d.push((Cow::Borrowed("receive_progress"), Val::Bool(true)));
+    }
+    if let Some((sid, who)) = &inv.disclosed {
+        d.push((Cow::Borrowed("caller"), Val::UInt(*sid)));
+        d.push((
+            Cow::Borrowed("caller_authid"),
+            Val::Str(Cow::Borrowed(&who.authid)),
+        ));
+        d.push((
+            Cow::Borrowed("caller_authrole"),
+            Val::Str(Cow::Borrowed(&who.authrole)),
+        ));
+    }
+    if d.is_empty() {
+        Val::empty_dict()
+    } else {
+        Val::Dict(d)
+    }
+}
+
 /// An ERROR for a CALL, with a human-readable message as its only argument.
-fn error_frame(enc: Encoding, request: u64, error: &str, text: &str) -> Option<Bytes> {
+pub(crate) fn error_frame(enc: Encoding, request: u64, error: &str, text: &str) -> Option<Bytes> {
     let msg = Message::Error {
         request_type: codes::CALL,
         request,
@@ -565,6 +722,7 @@ mod tests {
             uri: Arc::from("p"),
             shard,
             callee,
+            disclose_caller: false,
         }
     }
 

@@ -237,6 +237,9 @@ pub struct PendingInvocation {
     /// The largest frame the caller accepts: a RESULT or ERROR longer than that is replaced by
     /// `wamp.error.payload_size_exceeded`.
     pub caller_max_frame: usize,
+    /// The caller asked for progressive results: a YIELD with `progress` becomes a RESULT with
+    /// `progress` and the call stays pending; without it such YIELDs are dropped.
+    pub receive_progress: bool,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica
@@ -290,6 +293,9 @@ pub struct Session {
     pub invocations_wrapped: bool,
     /// The last session-scope request id the client used (they must count up by one).
     pub last_request: u64,
+    /// Calls this session made that have not had their final answer yet (bounded by
+    /// `Limits::max_calls_per_caller`; non-zero means CANCEL and departure must reach the callees).
+    pub calls_in_flight: usize,
 }
 
 impl Session {
@@ -311,6 +317,7 @@ impl Session {
             next_invocation: 0,
             invocations_wrapped: false,
             last_request: 0,
+            calls_in_flight: 0,
         }
     }
 
