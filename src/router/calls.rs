@@ -35,7 +35,7 @@ pub enum CancelMode {
 impl CancelMode {
     /// The mode named in CANCEL.Options; the spec's default is `killnowait`.
     pub fn from_options(options: &Val<'_>) -> Self {
-        if options.dict_len() == Some(0) {
+        if options.is_empty_dict() {
             return CancelMode::KillNoWait;
         }
         match options.get("mode").and_then(|v| v.as_str()).as_deref() {

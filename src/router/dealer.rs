@@ -124,7 +124,7 @@ pub(crate) struct CallOptions {
 
 impl CallOptions {
     pub(crate) fn read(options: &Val<'_>) -> Self {
-        if options.dict_len() == Some(0) {
+        if options.is_empty_dict() {
             return Self::default();
         }
         let flag = |k: &str| options.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
@@ -357,34 +357,31 @@ impl Router {
             return Flow::Continue;
         }
         let opts = CallOptions::read(options);
-        let Some(session) = self.sessions.get(&sid) else {
+        // One lookup of the caller for the whole CALL path (fields borrowed apart).
+        let Some(session) = self.sessions.get_mut(&sid) else {
             return Flow::Continue;
         };
         let (realm, enc) = (session.realm, session.peer.enc);
         let caller_max_frame = session.peer.outbox.max_frame();
-        if opts.disclose_me && !may_disclose_caller(&session.identity) {
-            self.reply_error(
-                sid,
-                codes::CALL,
-                request,
-                errors::OPTION_DISALLOWED_DISCLOSE_ME,
-            );
-            return Flow::Continue;
-        }
-        if session.calls_in_flight >= self.limits.max_calls_per_caller {
-            self.reply_error_text(
-                sid,
-                codes::CALL,
-                request,
+        let refused = if opts.disclose_me && !may_disclose_caller(&session.identity) {
+            Some((errors::OPTION_DISALLOWED_DISCLOSE_ME, None))
+        } else if session.calls_in_flight >= self.limits.max_calls_per_caller {
+            Some((
                 errors::UNAVAILABLE,
-                "the caller has too many calls in progress",
-            );
+                Some("the caller has too many calls in progress"),
+            ))
+        } else {
+            None
+        };
+        if let Some((error, text)) = refused {
+            self.send_error(sid, codes::CALL, request, error, text);
             return Flow::Continue;
         }
         let Some(reg) = self.local[realm].dealer.route(procedure) else {
             self.reply_error(sid, codes::CALL, request, errors::NO_SUCH_PROCEDURE);
             return Flow::Continue;
         };
+        session.calls_in_flight += 1;
         // Cloned only when disclosed: a plain call touches no reference count.
         let disclosed =
             (opts.disclose_me || reg.disclose_caller).then(|| (sid, session.identity.clone()));
@@ -405,9 +402,6 @@ impl Router {
             disclosed,
         };
         let shard = reg.shard;
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.calls_in_flight += 1;
-        }
         if shard == self.shard {
             self.on_invoke(inv);
         } else {
@@ -666,12 +660,15 @@ fn for_caller(
 
 /// True for a YIELD that is a progressive result.
 fn is_progress(options: &Val<'_>) -> bool {
-    options.dict_len() != Some(0) && options.get("progress").and_then(|v| v.as_bool()) == Some(true)
+    !options.is_empty_dict() && options.get("progress").and_then(|v| v.as_bool()) == Some(true)
 }
 
 /// INVOCATION.Details: the concrete procedure of a pattern-based registration, `receive_progress`
 /// for a callee that can stream, and who calls when disclosure was asked for.
 fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
+    if inv.procedure.is_none() && !inv.receive_progress && inv.disclosed.is_none() {
+        return Val::empty_dict();
+    }
     let mut d = Vec::new();
     if let Some(p) = &inv.procedure {
         d.push((Cow::Borrowed("procedure"), Val::Str(Cow::Borrowed(&**p))));

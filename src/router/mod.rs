@@ -766,7 +766,7 @@ impl Router {
         self.send_error(sid, request_type, request, error, Some(text));
     }
 
-    fn send_error(
+    pub(crate) fn send_error(
         &self,
         sid: u64,
         request_type: u64,
