@@ -205,6 +205,10 @@ pub struct RpcArgs {
     /// that each RESULT echoes its own call.
     #[arg(long, value_enum, default_value = "check")]
     pub reader: check::Reader,
+    /// Progressive call results: every CALL asks for them (`receive_progress`) and the callee
+    /// sends this many progressive YIELDs before the final one; 0 = plain calls.
+    #[arg(long, default_value_t = 0)]
+    pub progressive: u64,
 }
 
 #[derive(Args, Clone, Debug)]
