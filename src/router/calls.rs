@@ -198,6 +198,27 @@ impl Router {
         );
     }
 
+    /// Arms the timeout of INVOCATION `invocation` of `callee`, first pruning the heap of ended
+    /// calls when it has grown enough (calls with long timeouts answered quickly).
+    pub(crate) fn start_call_timer(
+        &mut self,
+        ms: u64,
+        callee: u64,
+        invocation: u64,
+        caller_request: u64,
+    ) {
+        if self.timers.wants_pruning() {
+            let sessions = &self.sessions;
+            self.timers.prune(|d| {
+                sessions
+                    .get(&d.callee)
+                    .and_then(|s| s.invocations.get(&d.invocation))
+                    .is_some_and(|p| p.caller_request == d.caller_request)
+            });
+        }
+        self.timers.start(ms, callee, invocation, caller_request);
+    }
+
     /// Ends the calls whose timeout has come due: `wamp.error.timeout` to the caller, INTERRUPT to
     /// a callee that announced call canceling (mode `killnowait`, otherwise `skip`).
     pub fn expire_calls(&mut self) {

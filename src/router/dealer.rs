@@ -494,8 +494,7 @@ impl Router {
             },
         );
         if inv.timeout_ms > 0 {
-            self.timers
-                .start(inv.timeout_ms, inv.callee, request, inv.caller_request);
+            self.start_call_timer(inv.timeout_ms, inv.callee, request, inv.caller_request);
         }
         self.push(&peer, bytes);
     }

@@ -3,12 +3,16 @@
 //! One heap per shard instead of a timer (or task) per call: starting a timeout is a push, and the
 //! shard looks only at the earliest deadline. A call answered before its deadline leaves its entry
 //! in the heap; the entry is discarded when it comes due and the invocation is no longer pending,
-//! so answering costs nothing extra and the heap holds at most the calls started within one
-//! timeout span.
+//! so answering costs nothing extra. So that long timeouts on calls answered quickly cannot grow
+//! the heap without bound, it is pruned of answered calls whenever it has doubled since the last
+//! pruning: the heap stays within about twice the calls actually pending, at amortised O(log n).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
+
+/// Entries allowed beyond twice the last pruned size before pruning again.
+const PRUNE_SLACK: usize = 1024;
 
 /// A timeout that has come due: the invocation it guards, if still pending, ends with
 /// `wamp.error.timeout`.
@@ -26,6 +30,8 @@ pub struct Due {
 pub struct CallTimers {
     epoch: Instant,
     heap: BinaryHeap<Reverse<Due>>,
+    /// The heap's length after the last pruning.
+    pruned_to: usize,
 }
 
 impl Default for CallTimers {
@@ -33,6 +39,7 @@ impl Default for CallTimers {
         CallTimers {
             epoch: Instant::now(),
             heap: BinaryHeap::new(),
+            pruned_to: 0,
         }
     }
 }
@@ -61,6 +68,17 @@ impl CallTimers {
             invocation,
             caller_request,
         }));
+    }
+
+    /// True when the heap has grown enough since the last pruning that pruning pays for itself.
+    pub fn wants_pruning(&self) -> bool {
+        self.heap.len() > 2 * self.pruned_to + PRUNE_SLACK
+    }
+
+    /// Drops the timeouts whose calls have ended (`live` says which have not).
+    pub fn prune(&mut self, mut live: impl FnMut(&Due) -> bool) {
+        self.heap.retain(|Reverse(d)| live(d));
+        self.pruned_to = self.heap.len();
     }
 
     /// The earliest timeout due at or before `now_ms`, taken off the heap.
@@ -99,5 +117,18 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(t.pop_due(u64::MAX).map(|d| d.callee), Some(1));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn pruning_keeps_live_timeouts_and_bounds_the_heap() {
+        let mut t = CallTimers::default();
+        for i in 0..(PRUNE_SLACK as u64 + 10) {
+            t.start_at(1_000_000, 1, i, i);
+        }
+        assert!(t.wants_pruning());
+        t.prune(|d| d.invocation % 100 == 0);
+        assert_eq!(t.len(), (PRUNE_SLACK + 10).div_ceil(100));
+        assert!(!t.wants_pruning());
+        assert_eq!(t.pop_due(u64::MAX).map(|d| d.invocation), Some(0));
     }
 }
