@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::rpc::{call_opts, cancel, invocation_error, register_opts, yield_arg, Rpc, Spots, ALL};
+use common::rpc::{
+    call_opts, call_with_id, cancel, invocation_error, register_opts, yield_arg, Rpc, Spots, ALL,
+};
 use common::{dict, Router};
 use wampd::protocol::{Serializer, Val};
 
@@ -504,4 +506,119 @@ fn calls_in_flight_per_caller_are_capped() {
             Rpc::Result { .. }
         ));
     }
+}
+
+/// Expects an INVOCATION; returns (request id, argument, progress flag).
+fn chunk(c: &mut common::Client) -> (u64, u64, bool) {
+    match c.recv_rpc() {
+        Rpc::Invocation {
+            request,
+            arg,
+            progress,
+            ..
+        } => (request, arg, progress),
+        other => panic!("expected INVOCATION, got {other:?}"),
+    }
+}
+
+#[test]
+fn progressive_invocations_stream_to_one_callee_with_one_request_id() {
+    let r = Router::start(SHARDS, &[]);
+    let mut at = Spots::new(&r.addr, SHARDS);
+    for (i, (cs, es)) in PLACES.into_iter().enumerate() {
+        let mut callee = at.join(es, Serializer::MsgPack, ALL);
+        let mut caller = at.join(cs, Serializer::Json, ALL);
+        let (upload, other) = (format!("rpc.upload.{i}"), format!("rpc.other.{i}"));
+        register_opts(&mut callee, &upload, Val::empty_dict());
+        register_opts(&mut callee, &other, Val::empty_dict());
+        let progress = || dict(&[("progress", b(true))]);
+
+        let request = call_opts(&mut caller, &upload, progress(), 1);
+        let (inv, arg, more) = chunk(&mut callee);
+        assert_eq!((arg, more), (1, true));
+        // A new call in the middle takes the next request id; the chunks reuse the first one.
+        let plain = call_opts(&mut caller, &other, Val::empty_dict(), 100);
+        let (plain_inv, _, more) = chunk(&mut callee);
+        assert!(!more);
+        for n in 2..=5 {
+            call_with_id(&mut caller, request, &upload, progress(), n);
+        }
+        call_with_id(&mut caller, request, &upload, Val::empty_dict(), 6);
+        for n in 2..=6 {
+            assert_eq!(chunk(&mut callee), (inv, n, n < 6), "chunk {n}");
+        }
+        yield_arg(&mut callee, plain_inv, false, 101);
+        yield_arg(&mut callee, inv, false, 21);
+        assert!(matches!(
+            expect_final(&mut caller, plain),
+            Rpc::Result { arg: 101, .. }
+        ));
+        assert!(matches!(
+            expect_final(&mut caller, request),
+            Rpc::Result { arg: 21, .. }
+        ));
+
+        // The callee answers before the caller's last chunk: later chunks are dropped, and the
+        // caller's next new call is in sequence.
+        let request = call_opts(&mut caller, &upload, progress(), 1);
+        let (inv, ..) = chunk(&mut callee);
+        yield_arg(&mut callee, inv, false, 7);
+        assert!(matches!(
+            expect_final(&mut caller, request),
+            Rpc::Result { arg: 7, .. }
+        ));
+        call_with_id(&mut caller, request, &upload, progress(), 2);
+        call_with_id(&mut caller, request, &upload, Val::empty_dict(), 3);
+        assert_eq!(callee.try_recv_rpc(QUIET), None, "a chunk of an ended call");
+        let next = call_opts(&mut caller, &other, Val::empty_dict(), 5);
+        let (inv, arg, _) = chunk(&mut callee);
+        assert_eq!(arg, 5);
+        yield_arg(&mut callee, inv, false, 6);
+        assert!(matches!(
+            expect_final(&mut caller, next),
+            Rpc::Result { arg: 6, .. }
+        ));
+    }
+}
+
+#[test]
+fn progressive_invocations_need_the_features_and_end_when_the_caller_leaves() {
+    let r = Router::start(SHARDS, &[]);
+    let mut at = Spots::new(&r.addr, SHARDS);
+    let mut callee = at.join(1, Serializer::Json, ALL);
+    let mut plain_callee = at.join(1, Serializer::Json, CALLEE_NO_CANCEL);
+    register_opts(&mut callee, "rpc.upload", Val::empty_dict());
+    register_opts(&mut plain_callee, "rpc.upload.plain", Val::empty_dict());
+    let progress = || dict(&[("progress", b(true))]);
+
+    // A callee without the feature: an application error.
+    let mut caller = at.join(0, Serializer::Json, ALL);
+    let request = call_opts(&mut caller, "rpc.upload.plain", progress(), 1);
+    assert_eq!(
+        expect_final(&mut caller, request),
+        Rpc::Error {
+            request,
+            error: "wamp.error.feature_not_supported".into()
+        }
+    );
+    assert_eq!(plain_callee.try_recv_rpc(QUIET), None);
+
+    // The caller leaves mid-stream: the callee is interrupted.
+    call_opts(&mut caller, "rpc.upload", progress(), 1);
+    let (inv, ..) = chunk(&mut callee);
+    drop(caller);
+    assert_eq!(
+        callee.recv_rpc(),
+        Rpc::Interrupt {
+            request: inv,
+            mode: Some("killnowait".into()),
+            reason: Some("wamp.error.canceled".into())
+        }
+    );
+
+    // A caller that did not announce the feature: a protocol violation.
+    let mut unaware = at.join(0, Serializer::Json, &[]);
+    call_opts(&mut unaware, "rpc.upload", progress(), 1);
+    unaware.expect_abort("wamp.error.protocol_violation");
+    assert_eq!(callee.try_recv_rpc(QUIET), None);
 }

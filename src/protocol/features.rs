@@ -155,6 +155,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "progressive_call_results",
     "call_timeout",
     "call_canceling",
+    "progressive_call_invocations",
 ];
 
 #[cfg(test)]

@@ -198,6 +198,25 @@ impl Router {
         );
     }
 
+    /// A chunk of a progressive call could not be sent to the callee: the call ends with an ERROR
+    /// and the callee is interrupted.
+    pub(crate) fn fail_stream(&mut self, callee: u64, invocation: u64) {
+        let ended = self.end_invocation(
+            callee,
+            invocation,
+            errors::PAYLOAD_SIZE_EXCEEDED,
+            "a chunk of the call is too large for the callee (or not expressible in its serializer)",
+        );
+        if ended && self.callee_cancels(callee) {
+            self.interrupt(
+                callee,
+                invocation,
+                CancelMode::KillNoWait,
+                Some(errors::PAYLOAD_SIZE_EXCEEDED),
+            );
+        }
+    }
+
     /// Arms the timeout of INVOCATION `invocation` of `callee`, first pruning the heap of ended
     /// calls when it has grown enough (calls with long timeouts answered quickly).
     pub(crate) fn start_call_timer(

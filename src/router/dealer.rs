@@ -18,6 +18,7 @@ use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
 use crate::router::authority::Grant;
+use crate::router::progressive::Stream;
 use crate::router::session::{HeldRegistration, Identity, PendingInvocation};
 use crate::router::trie::UriTrie;
 use crate::router::wire::{frame, AppPayload, Encoding, FrameError};
@@ -111,6 +112,10 @@ pub struct Invoke {
     pub timeout_ms: u64,
     /// Who the caller is, when the caller or the registration asked for disclosure.
     pub disclosed: Option<(u64, Arc<Identity>)>,
+    /// A progressive call invocation: more chunks follow.
+    pub progress: bool,
+    /// A further chunk of a progressive call (not a new call).
+    pub continuation: bool,
 }
 
 /// What a CALL's options ask of the router. Read only when the options are not empty, so a plain
@@ -120,6 +125,7 @@ pub(crate) struct CallOptions {
     pub receive_progress: bool,
     pub disclose_me: bool,
     pub timeout_ms: u64,
+    pub progress: bool,
 }
 
 impl CallOptions {
@@ -131,6 +137,7 @@ impl CallOptions {
         CallOptions {
             receive_progress: flag("receive_progress"),
             disclose_me: flag("disclose_me"),
+            progress: flag("progress"),
             timeout_ms: options.get("timeout").and_then(|v| v.as_u64()).unwrap_or(0),
         }
     }
@@ -400,8 +407,19 @@ impl Router {
             receive_progress: opts.receive_progress,
             timeout_ms: opts.timeout_ms,
             disclosed,
+            progress: opts.progress,
+            continuation: false,
         };
         let shard = reg.shard;
+        if opts.progress {
+            let stream = Stream {
+                realm,
+                shard,
+                callee: reg.callee,
+                registration: reg.id,
+            };
+            self.open_stream(sid, request, stream);
+        }
         if shard == self.shard {
             self.on_invoke(inv);
         } else {
@@ -427,6 +445,10 @@ impl Router {
             }
             return;
         }
+        if inv.continuation {
+            self.on_chunk(inv);
+            return;
+        }
         let callee = self
             .sessions
             .get(&inv.callee)
@@ -446,6 +468,16 @@ impl Router {
                 self,
                 errors::UNAVAILABLE,
                 "the callee has too many calls in progress",
+            );
+            return;
+        }
+        let streams =
+            ClientFeatures::CALLEE_PROGRESSIVE_INVOCATIONS | ClientFeatures::CALLEE_CALL_CANCELING;
+        if inv.progress && !callee.features.has(streams) {
+            inv.fail(
+                self,
+                errors::FEATURE_NOT_SUPPORTED,
+                "the callee does not take progressive call invocations",
             );
             return;
         }
@@ -665,7 +697,8 @@ fn is_progress(options: &Val<'_>) -> bool {
 /// INVOCATION.Details: the concrete procedure of a pattern-based registration, `receive_progress`
 /// for a callee that can stream, and who calls when disclosure was asked for.
 fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
-    if inv.procedure.is_none() && !inv.receive_progress && inv.disclosed.is_none() {
+    if inv.procedure.is_none() && !inv.receive_progress && inv.disclosed.is_none() && !inv.progress
+    {
         return Val::empty_dict();
     }
     let mut d = Vec::new();
@@ -674,6 +707,9 @@ fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
     }
     if inv.receive_progress && callee.has(ClientFeatures::CALLEE_PROGRESSIVE_RESULTS) {
         d.push((Cow::Borrowed("receive_progress"), Val::Bool(true)));
+    }
+    if inv.progress {
+        d.push((Cow::Borrowed("progress"), Val::Bool(true)));
     }
     if let Some((sid, who)) = &inv.disclosed {
         d.push((Cow::Borrowed("caller"), Val::UInt(*sid)));

@@ -15,6 +15,7 @@ pub mod calls;
 pub mod dealer;
 pub mod ids;
 pub mod inspect;
+pub mod progressive;
 pub mod realm;
 pub mod session;
 pub mod timers;
@@ -252,6 +253,8 @@ pub struct Router {
     unconfirmed: AHashMap<u64, Vec<dealer::Invoke>>,
     /// Timeouts of calls whose invocations this shard sent.
     timers: timers::CallTimers,
+    /// Open progressive calls of this shard's callers.
+    streams: progressive::Streams,
     /// EVENTs not delivered to one subscriber because they were too large for it.
     skipped_events: Cell<u64>,
     /// The last flush left messages staged because a destination ring was full.
@@ -281,6 +284,7 @@ impl Router {
             next_token: 0,
             unconfirmed: AHashMap::new(),
             timers: timers::CallTimers::default(),
+            streams: progressive::Streams::default(),
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
@@ -312,6 +316,9 @@ impl Router {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
         if let Some(id) = new_request_id(&msg) {
+            if let Some(flow) = self.call_continuation(conn, sid, &msg, frame) {
+                return flow;
+            }
             if !self.next_request_in_sequence(sid, id) {
                 return self.violation(
                     conn,
@@ -532,6 +539,7 @@ impl Router {
         if session.calls_in_flight > 0 {
             self.caller_left(sid);
         }
+        self.close_streams_of(sid);
     }
 
     /// Checks and records the session-scope request id `id` (1, 2, 3 ... wrapping to 1 after 2^53, as

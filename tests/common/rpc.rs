@@ -49,6 +49,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("callee", "call_canceling"),
     ("callee", "progressive_call_results"),
     ("callee", "caller_identification"),
+    ("caller", "progressive_call_invocations"),
+    ("callee", "progressive_call_invocations"),
 ];
 
 /// Sends HELLO for `realm1` announcing `features`, and expects WELCOME.
@@ -92,6 +94,12 @@ pub fn register_opts(c: &mut Client, procedure: &str, options: Val<'_>) -> u64 {
 /// CALL with options and one integer argument; returns the request id.
 pub fn call_opts(c: &mut Client, procedure: &str, options: Val<'_>, arg: u64) -> u64 {
     let request = c.req();
+    call_with_id(c, request, procedure, options, arg);
+    request
+}
+
+/// CALL with a given request id (a chunk of a progressive call reuses the first one's).
+pub fn call_with_id(c: &mut Client, request: u64, procedure: &str, options: Val<'_>, arg: u64) {
     c.send(&Message::Call {
         request,
         options,
@@ -99,7 +107,6 @@ pub fn call_opts(c: &mut Client, procedure: &str, options: Val<'_>, arg: u64) ->
         args: Some(list(vec![Val::UInt(arg)])),
         kwargs: None,
     });
-    request
 }
 
 /// YIELD (progressive when `progress`) with one integer argument.
@@ -146,6 +153,8 @@ pub enum Rpc {
         request: u64,
         arg: u64,
         receive_progress: bool,
+        /// A progressive call invocation: more chunks follow.
+        progress: bool,
         caller: Option<u64>,
         caller_authid: Option<String>,
         caller_authrole: Option<String>,
@@ -199,6 +208,7 @@ pub fn rpc(ser: Serializer, frame: &[u8]) -> Rpc {
             request,
             arg: first_arg(args),
             receive_progress: flag(&details, "receive_progress"),
+            progress: flag(&details, "progress"),
             caller: details.get("caller").and_then(|v| v.as_u64()),
             caller_authid: text(&details, "caller_authid"),
             caller_authrole: text(&details, "caller_authrole"),
