@@ -622,3 +622,46 @@ fn progressive_invocations_need_the_features_and_end_when_the_caller_leaves() {
     unaware.expect_abort("wamp.error.protocol_violation");
     assert_eq!(callee.try_recv_rpc(QUIET), None);
 }
+
+/// Streams outlive their calls when the callee answers early; they count against the cap until
+/// the caller sends their last chunk.
+#[test]
+fn open_streams_per_caller_are_capped() {
+    let r = Router::start(SHARDS, &["--max-calls-per-caller", "2"]);
+    let mut at = Spots::new(&r.addr, SHARDS);
+    let mut callee = at.join(1, Serializer::Json, ALL);
+    let mut caller = at.join(0, Serializer::Json, ALL);
+    register_opts(&mut callee, "rpc.streams", Val::empty_dict());
+    let progress = || dict(&[("progress", b(true))]);
+    let mut open = Vec::new();
+    for n in 0..2 {
+        let request = call_opts(&mut caller, "rpc.streams", progress(), n);
+        let (inv, ..) = chunk(&mut callee);
+        yield_arg(&mut callee, inv, false, n);
+        expect_final(&mut caller, request);
+        open.push(request);
+    }
+    let refused = call_opts(&mut caller, "rpc.streams", progress(), 9);
+    assert_eq!(
+        expect_final(&mut caller, refused),
+        Rpc::Error {
+            request: refused,
+            error: "wamp.error.unavailable".into()
+        }
+    );
+    // A plain call is not a stream.
+    let plain = call_opts(&mut caller, "rpc.streams", Val::empty_dict(), 3);
+    let (inv, ..) = chunk(&mut callee);
+    yield_arg(&mut callee, inv, false, 3);
+    expect_final(&mut caller, plain);
+    // The last chunk of one frees its place (and goes nowhere: its call has ended).
+    call_with_id(&mut caller, open[0], "rpc.streams", Val::empty_dict(), 0);
+    let request = call_opts(&mut caller, "rpc.streams", progress(), 4);
+    let (inv, arg, more) = chunk(&mut callee);
+    assert_eq!((arg, more), (4, true));
+    yield_arg(&mut callee, inv, false, 4);
+    assert!(matches!(
+        expect_final(&mut caller, request),
+        Rpc::Result { arg: 4, .. }
+    ));
+}

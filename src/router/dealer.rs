@@ -372,7 +372,9 @@ impl Router {
         let caller_max_frame = session.peer.outbox.max_frame();
         let refused = if opts.disclose_me && !may_disclose_caller(&session.identity) {
             Some((errors::OPTION_DISALLOWED_DISCLOSE_ME, None))
-        } else if session.calls_in_flight >= self.limits.max_calls_per_caller {
+        } else if session.calls_in_flight >= self.limits.max_calls_per_caller
+            || (opts.progress && session.open_streams >= self.limits.max_calls_per_caller)
+        {
             Some((
                 errors::UNAVAILABLE,
                 Some("the caller has too many calls in progress"),

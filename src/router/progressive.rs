@@ -63,7 +63,7 @@ impl Router {
         let stream = if progress {
             self.streams[&(sid, *request)]
         } else {
-            self.streams.remove(&(sid, *request)).expect("open")
+            self.close_stream(sid, *request)
         };
         let payload = AppPayload::from_frame(bytes, args, kwargs);
         self.send_chunk(sid, *request, stream, progress, payload);
@@ -135,7 +135,18 @@ impl Router {
 
     /// Remembers where a new progressive call went.
     pub(crate) fn open_stream(&mut self, sid: u64, request: u64, stream: Stream) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.open_streams += 1;
+        }
         self.streams.insert((sid, request), stream);
+    }
+
+    /// The caller sent the last chunk of a stream.
+    fn close_stream(&mut self, sid: u64, request: u64) -> Stream {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.open_streams = s.open_streams.saturating_sub(1);
+        }
+        self.streams.remove(&(sid, request)).expect("open")
     }
 
     /// Forgets the open streams of a caller that left.

@@ -296,6 +296,9 @@ pub struct Session {
     /// Calls this session made that have not had their final answer yet (bounded by
     /// `Limits::max_calls_per_caller`; non-zero means CANCEL and departure must reach the callees).
     pub calls_in_flight: usize,
+    /// Progressive calls whose last chunk this session has not sent yet (bounded like
+    /// `calls_in_flight`: a stream outlives its call when the callee answers early).
+    pub open_streams: usize,
 }
 
 impl Session {
@@ -318,6 +321,7 @@ impl Session {
             invocations_wrapped: false,
             last_request: 0,
             calls_in_flight: 0,
+            open_streams: 0,
         }
     }
 
