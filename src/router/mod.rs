@@ -111,13 +111,18 @@ pub enum ShardMsg {
         /// Non-zero: acknowledge with [`ShardMsg::Ack`].
         token: u64,
     },
-    /// A registration on the sending shard appeared (`callee` set) or went away.
+    /// A callee on the sending shard joined a registration (`callee` set) or left it (`session`).
     RegUpdate {
         realm: usize,
         grant: Grant,
         policy: MatchPolicy,
         uri: Arc<str>,
         callee: Option<u64>,
+        /// The callee this update is about.
+        session: u64,
+        /// The callee's position in registration order.
+        order: u64,
+        invoke: authority::InvokePolicy,
         /// The callee asked to be told who calls.
         disclose_caller: bool,
         token: u64,
@@ -250,7 +255,8 @@ pub struct Router {
     next_token: u64,
     /// Registrations of this shard's callees not yet acknowledged by every shard, with the calls
     /// that reached them early (delivered right after REGISTERED).
-    unconfirmed: AHashMap<u64, Vec<dealer::Invoke>>,
+    /// Keyed by (registration, callee): callees of one shared registration confirm apart.
+    unconfirmed: AHashMap<(u64, u64), Vec<dealer::Invoke>>,
     /// Timeouts of calls whose invocations this shard sent.
     timers: timers::CallTimers,
     /// Open progressive calls of this shard's callers.
@@ -533,7 +539,7 @@ impl Router {
             self.drop_subscriber(realm, id, sid);
         }
         for held in &session.registrations {
-            self.drop_registration(realm, held);
+            self.drop_registration(realm, sid, held);
         }
         self.fail_invocations(session.invocations.into_values());
         if session.calls_in_flight > 0 {
@@ -653,21 +659,26 @@ impl Router {
                 policy,
                 uri,
                 callee,
+                session,
+                order,
+                invoke,
                 disclose_caller,
                 token,
             } => {
                 let dealer = &mut self.local[realm].dealer;
                 match callee {
-                    Some(callee) => dealer.insert(dealer::Registration {
-                        id: grant.id,
-                        rev: grant.rev,
-                        policy,
-                        uri,
-                        shard: src,
-                        callee,
-                        disclose_caller,
-                    }),
-                    None => dealer.remove(grant.id),
+                    Some(callee) => {
+                        let c = dealer::Callee {
+                            shard: src,
+                            session: callee,
+                            order,
+                            disclose_caller,
+                        };
+                        let reg =
+                            dealer::Registration::one(grant.id, grant.rev, policy, uri, invoke, c);
+                        dealer.insert(reg)
+                    }
+                    None => dealer.remove(grant.id, session),
                 }
                 self.ack(src, token);
             }
