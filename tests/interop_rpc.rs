@@ -1,7 +1,7 @@
 //! Advanced RPC interop: autobahn-python and autobahn-js (`tests/interop/rpc_ab.py`,
 //! `tests/interop/rpc_ab.js`) against a real wampd with two shards, the callee and the caller on
 //! different shards: progressive call results, call timeouts, call canceling, caller
-//! identification. A missing client fails the test (`bash tests/interop/setup.sh` installs them).
+//! identification, shared registration (round-robin). A missing client fails the test (`bash tests/interop/setup.sh` installs them).
 
 mod common;
 

@@ -209,6 +209,10 @@ pub struct RpcArgs {
     /// sends this many progressive YIELDs before the final one; 0 = plain calls.
     #[arg(long, default_value_t = 0)]
     pub progressive: u64,
+    /// Invocation policy of the shared registration when --callees > 1: roundrobin, random,
+    /// first or last.
+    #[arg(long, default_value = "roundrobin", value_parser = ["roundrobin", "random", "first", "last"])]
+    pub invoke: String,
 }
 
 #[derive(Args, Clone, Debug)]

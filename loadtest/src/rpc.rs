@@ -37,6 +37,8 @@ pub struct Cfg {
     pub progress: bool,
     /// Progressive RESULTs per call (0: plain calls).
     pub progressive: u64,
+    /// Invocation policy of the shared registration (several callees).
+    pub invoke: &'static str,
 }
 
 impl Cfg {
@@ -62,6 +64,7 @@ impl Cfg {
             reader: a.reader,
             progress: stderr_is_tty(),
             progressive: a.progressive,
+            invoke: Box::leak(a.invoke.clone().into_boxed_str()),
         })
     }
 }
@@ -281,7 +284,7 @@ pub fn run(cfg: Cfg) -> Outcome {
     } else if per_callee {
         "per-callee procedures (router refused shared registration)"
     } else {
-        "shared (roundrobin)"
+        "shared"
     };
     let errs = sh
         .error_samples
@@ -299,6 +302,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         "inflight": cfg.inflight,
         "callees": cfg.callees,
         "registration": registration,
+        "invoke": if cfg.callees > 1 { cfg.invoke } else { "single" },
         "payload": cfg.payload,
         "padding": cfg.pad.len(),
         "rate": cfg.rate,
@@ -430,12 +434,12 @@ async fn register(
     s: &mut Session,
     request: u64,
     procedure: &str,
-    shared: bool,
+    shared: Option<&'static str>,
 ) -> Result<bool, String> {
-    let options = if shared {
+    let options = if let Some(policy) = shared {
         Val::Dict(vec![(
             Cow::Borrowed("invoke"),
-            Val::Str(Cow::Borrowed("roundrobin")),
+            Val::Str(Cow::Borrowed(policy)),
         )])
     } else {
         Val::empty_dict()
@@ -473,11 +477,11 @@ async fn callee(e: usize, sh: Arc<Shared>, fds: Fds) {
             return;
         }
     };
-    let shared = cfg.callees > 1;
+    let shared = (cfg.callees > 1).then_some(cfg.invoke);
     let first = register(&mut s, 1, PROC, shared).await;
     let mut ok = match first {
         Ok(true) => true,
-        Ok(false) if shared => {
+        Ok(false) if shared.is_some() => {
             sh.per_callee.store(true, Release);
             false
         }
@@ -499,7 +503,7 @@ async fn callee(e: usize, sh: Arc<Shared>, fds: Fds) {
     }
     if sh.per_callee.load(Acquire) {
         let name = format!("{PROC}.{e}");
-        match register(&mut s, 2, &name, false).await {
+        match register(&mut s, 2, &name, None).await {
             Ok(true) => ok = true,
             Ok(false) => {
                 sh.error(format!("callee {e}: REGISTER {name} refused"));

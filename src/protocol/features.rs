@@ -156,6 +156,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "call_timeout",
     "call_canceling",
     "progressive_call_invocations",
+    "shared_registration",
 ];
 
 #[cfg(test)]

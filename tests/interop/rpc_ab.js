@@ -6,7 +6,8 @@
 // Opens a callee session A and a caller session B (consecutive connections,
 // so with --shards 2 they live on different shards) and checks progressive
 // call results, router-enforced call timeouts (`timeout` in milliseconds),
-// call canceling and caller identification (`disclose_me`).
+// call canceling, caller identification (`disclose_me`) and shared
+// registration (round-robin).
 //
 // autobahn-js 22.11 rejects a canceled call locally unless the mode is
 // "kill", and then treats the router's ERROR for that call (which the spec
@@ -158,14 +159,30 @@ async function main() {
   const anon = await b.call('rpc.js.who', [], {}, {});
   check(anon.every((x) => x === null), `undisclosed caller ${fmt(anon)}`);
 
+  step = 'shared registration';
+  // Callees A (shard 0) and D (shard 1), callers B (shard 1) and C (shard 0): every caller shard
+  // rotates over both callees.
+  const C = await connect('C');
+  const D = await connect('D');
+  await a.register('rpc.js.shared', () => 'A', { invoke: 'roundrobin' });
+  await D.session.register('rpc.js.shared', () => 'D', { invoke: 'roundrobin' });
+  for (const caller of [b, C.session]) {
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await caller.call('rpc.js.shared'));
+    check(JSON.stringify(got.sort()) === '["A","A","D","D"]', `round-robin answers ${fmt(got)}`);
+  }
+  await expectError(
+    C.session.register('rpc.js.shared', () => 'C', { invoke: 'first' }),
+    'wamp.error.procedure_exists_with_different_invocation_policy',
+  );
+
   step = 'plain call after the late answers';
   await sleep(1600); // the slow and canceled invocations answer now; the router drops those answers
   await a.register('rpc.js.add', (args) => args[0] + args[1]);
   check((await b.call('rpc.js.add', [2, 3])) === 5, 'plain call');
 
   closing = true;
-  A.conn.close();
-  B.conn.close();
+  for (const x of [A, B, C, D]) x.conn.close();
   process.stdout.write(`OK rpc-js ${url} ${serName}\n`);
   process.exit(0);
 }

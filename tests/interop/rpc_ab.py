@@ -6,7 +6,7 @@ Usage: rpc_ab.py URL json|msgpack|cbor
 Opens a callee session A and a caller session B (consecutive connections, so
 with --shards 2 they live on different shards) and checks progressive call
 results, router-enforced call timeouts, call canceling and caller
-identification. autobahn-python passes CallOptions(timeout=N) through
+identification and shared registration (round-robin). autobahn-python passes CallOptions(timeout=N) through
 unchanged, and the router reads it as milliseconds (the spec's unit), although
 autobahn-python's docstring speaks of seconds. autobahn-python has no option
 for disclose_me, so the caller's CALL options are extended for procedures
@@ -172,6 +172,29 @@ async def run(url, ser_name):
     await a.register(who, "rpc.py.who.plain", options=RegisterOptions(details_arg="details"))
     res = await b.call("rpc.py.who.plain")
     check(res == [None, None, None], f"undisclosed caller {res!r}")
+
+    # Shared registration, round-robin: callees A (shard 0) and D (shard 1), callers B (shard 1)
+    # and C (shard 0); every caller shard rotates over both callees.
+    c, _ = await connect(url, ser_name)
+    d, _ = await connect(url, ser_name)
+
+    def named(name):
+        def endpoint():
+            return name
+        return endpoint
+
+    await a.register(named("A"), "rpc.py.shared", options=RegisterOptions(invoke="roundrobin"))
+    await d.register(named("D"), "rpc.py.shared", options=RegisterOptions(invoke="roundrobin"))
+    for caller in (b, c):
+        got = [await caller.call("rpc.py.shared") for _ in range(4)]
+        check(sorted(got) == ["A", "A", "D", "D"], f"round-robin answers {got!r}")
+    try:
+        await c.register(named("C"), "rpc.py.shared", options=RegisterOptions(invoke="first"))
+        raise Failure("a REGISTER with another invocation policy was accepted")
+    except ApplicationError as e:
+        check(e.error == "wamp.error.procedure_exists_with_different_invocation_policy", f"policy clash {e.error}")
+    c.leave()
+    d.leave()
 
     # The sessions still work after all of that.
     async def add(x, y):
