@@ -72,6 +72,9 @@ struct Args {
     /// `wamp.error.unavailable`.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_pending_invocations: usize,
+    /// Unanswered calls one caller may have; further calls fail fast with `wamp.error.unavailable`.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_calls_per_caller: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, WebSocket HTTP 503).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_sessions: usize,
@@ -128,6 +131,7 @@ fn main() {
     config.max_subscriptions_per_session = args.max_subscriptions_per_session;
     config.max_registrations_per_session = args.max_registrations_per_session;
     config.max_pending_invocations = args.max_pending_invocations;
+    config.max_calls_per_caller = args.max_calls_per_caller;
     config.ring_capacity = args.ring_capacity;
     config.pin_cores = !args.no_pin;
 

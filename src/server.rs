@@ -372,6 +372,7 @@ async fn shard_main(start: ShardStart) {
     let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
     link::spawn_contained(link::flusher(shard.clone()));
     link::spawn_contained(ticker(shard.clone()));
+    link::spawn_contained(call_timer(shard.clone()));
     let mut batch = Vec::with_capacity(1024);
     const BUDGET: usize = 4096;
     let mut received = 0u64;
@@ -446,6 +447,38 @@ async fn ticker(shard: Rc<Shard>) {
             tracing::error!(
                 shard = shard.id,
                 "internal error in the shard's housekeeping"
+            );
+        }
+        shard.flush();
+    }
+}
+
+/// How often a shard looks for call timeouts that came due while some are armed, and while none
+/// are (a timeout armed in between is then late by at most this much).
+const CALL_TIMER_ARMED: Duration = Duration::from_millis(2);
+const CALL_TIMER_IDLE: Duration = Duration::from_millis(20);
+
+/// The shard's call-timeout task: one per shard whatever the number of calls, asleep between
+/// looks at the shard's deadline heap.
+async fn call_timer(shard: Rc<Shard>) {
+    loop {
+        let armed = shard.router.borrow().has_call_timers();
+        monoio::time::sleep(if armed {
+            CALL_TIMER_ARMED
+        } else {
+            CALL_TIMER_IDLE
+        })
+        .await;
+        if !shard.router.borrow().has_call_timers() {
+            continue;
+        }
+        let expired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shard.router.borrow_mut().expire_calls();
+        }));
+        if expired.is_err() {
+            tracing::error!(
+                shard = shard.id,
+                "internal error while expiring call timeouts"
             );
         }
         shard.flush();

@@ -513,8 +513,8 @@ fn options_the_router_does_not_act_on_are_ignored() {
         callee.send(&Message::Register {
             request,
             options: dict(&[
-                ("disclose_caller", Val::UInt(3)),
                 ("force_reregister", s("x")),
+                ("concurrency", s("many")),
                 ("_vendor_option", Val::Null),
             ]),
             procedure: Cow::Borrowed(&procedure),
@@ -572,11 +572,7 @@ fn options_the_router_does_not_act_on_are_ignored() {
         let request = c.req();
         c.send(&Message::Call {
             request,
-            options: dict(&[
-                ("timeout", s("soon")),
-                ("receive_progress", Val::UInt(1)),
-                ("disclose_me", s("x")),
-            ]),
+            options: dict(&[("ppt_scheme", Val::UInt(1)), ("x_custom", s("x"))]),
             procedure: Cow::Borrowed(&procedure),
             args: Some(list(vec![Val::UInt(8)])),
             kwargs: None,

@@ -205,6 +205,14 @@ pub struct RpcArgs {
     /// that each RESULT echoes its own call.
     #[arg(long, value_enum, default_value = "check")]
     pub reader: check::Reader,
+    /// Progressive call results: every CALL asks for them (`receive_progress`) and the callee
+    /// sends this many progressive YIELDs before the final one; 0 = plain calls.
+    #[arg(long, default_value_t = 0)]
+    pub progressive: u64,
+    /// Invocation policy of the shared registration when --callees > 1: roundrobin, random,
+    /// first or last.
+    #[arg(long, default_value = "roundrobin", value_parser = ["roundrobin", "random", "first", "last"])]
+    pub invoke: String,
 }
 
 #[derive(Args, Clone, Debug)]

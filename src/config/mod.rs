@@ -71,6 +71,8 @@ pub struct Config {
     pub max_registrations_per_session: usize,
     /// Unanswered INVOCATIONs one callee may have before new calls to it fail fast.
     pub max_pending_invocations: usize,
+    /// Calls one caller may have unanswered; further calls fail with `wamp.error.unavailable`.
+    pub max_calls_per_caller: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, HTTP 503).
     pub max_sessions: usize,
     /// Largest HTTP upgrade request accepted.
@@ -107,6 +109,7 @@ impl Default for Config {
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
             max_pending_invocations: 10_000,
+            max_calls_per_caller: 10_000,
             max_sessions: 100_000,
             max_handshake_size: 16 * 1024,
             ring_capacity: crate::mesh::RING_CAPACITY,

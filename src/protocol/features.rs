@@ -149,7 +149,15 @@ const fn k(role: &'static str, feature: &'static str, bit: u32) -> Known {
 pub const BROKER_FEATURES: &[&str] = &["publisher_exclusion", "pattern_based_subscription"];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
-pub const DEALER_FEATURES: &[&str] = &["pattern_based_registration"];
+pub const DEALER_FEATURES: &[&str] = &[
+    "pattern_based_registration",
+    "caller_identification",
+    "progressive_call_results",
+    "call_timeout",
+    "call_canceling",
+    "progressive_call_invocations",
+    "shared_registration",
+];
 
 #[cfg(test)]
 mod tests {

@@ -324,6 +324,22 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// True for an empty dictionary. The common encodings of `{}` are recognised by their bytes,
+    /// so the Options of a plain CALL or YIELD cost a comparison, not a scan.
+    pub fn is_empty_dict(&self) -> bool {
+        if let Val::Raw(p) = self {
+            let empty: &[u8] = match p.ser {
+                Serializer::Json => b"{}",
+                Serializer::MsgPack => &[0x80],
+                Serializer::Cbor => &[0xa0],
+            };
+            if p.bytes == empty {
+                return true;
+            }
+        }
+        self.dict_len() == Some(0)
+    }
+
     pub fn dict_len(&self) -> Option<usize> {
         match self {
             Val::Dict(d) => Some(d.len()),

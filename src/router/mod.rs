@@ -11,11 +11,14 @@
 
 pub mod authority;
 pub mod broker;
+pub mod calls;
 pub mod dealer;
 pub mod ids;
 pub mod inspect;
+pub mod progressive;
 pub mod realm;
 pub mod session;
+pub mod timers;
 pub mod trie;
 pub mod wire;
 
@@ -87,6 +90,17 @@ pub enum ShardMsg {
     Invoke(Box<Invoke>),
     /// A finished frame for one session on this shard (RESULT, ERROR, ...).
     Deliver { session: u64, frame: Bytes },
+    /// The final answer of a call of `session` (frees its in-flight slot); `None` when no frame
+    /// could be built.
+    Answer { session: u64, frame: Option<Bytes> },
+    /// A caller canceled its call `request`; the shard holding the invocation ends it.
+    Cancel {
+        caller: u64,
+        request: u64,
+        mode: calls::CancelMode,
+    },
+    /// A caller with calls in flight left: its pending invocations are freed.
+    CallerGone { caller: u64 },
     /// The sending shard gained (`add`) or lost its subscribers of a subscription.
     SubUpdate {
         realm: usize,
@@ -97,13 +111,20 @@ pub enum ShardMsg {
         /// Non-zero: acknowledge with [`ShardMsg::Ack`].
         token: u64,
     },
-    /// A registration on the sending shard appeared (`callee` set) or went away.
+    /// A callee on the sending shard joined a registration (`callee` set) or left it (`session`).
     RegUpdate {
         realm: usize,
         grant: Grant,
         policy: MatchPolicy,
         uri: Arc<str>,
         callee: Option<u64>,
+        /// The callee this update is about.
+        session: u64,
+        /// The callee's position in registration order.
+        order: u64,
+        invoke: authority::InvokePolicy,
+        /// The callee asked to be told who calls.
+        disclose_caller: bool,
         token: u64,
     },
     /// An update with this token has been applied.
@@ -130,6 +151,8 @@ pub struct Limits {
     pub max_registrations: usize,
     /// INVOCATIONs one callee may have unanswered; further calls fail with `wamp.error.unavailable`.
     pub max_pending_invocations: usize,
+    /// Calls one caller may have unanswered; further calls fail with `wamp.error.unavailable`.
+    pub max_calls_per_caller: usize,
     /// How long an update may wait for the other shards' acknowledgements.
     pub barrier_timeout: std::time::Duration,
     pub slow_consumer: crate::config::SlowConsumerPolicy,
@@ -145,6 +168,7 @@ impl Limits {
             max_subscriptions: c.max_subscriptions_per_session,
             max_registrations: c.max_registrations_per_session,
             max_pending_invocations: c.max_pending_invocations,
+            max_calls_per_caller: c.max_calls_per_caller,
             barrier_timeout: BARRIER_TIMEOUT,
             slow_consumer: c.slow_consumer,
             realm_policies: c.realm_policies.clone(),
@@ -231,7 +255,12 @@ pub struct Router {
     next_token: u64,
     /// Registrations of this shard's callees not yet acknowledged by every shard, with the calls
     /// that reached them early (delivered right after REGISTERED).
-    unconfirmed: AHashMap<u64, Vec<dealer::Invoke>>,
+    /// Keyed by (registration, callee): callees of one shared registration confirm apart.
+    unconfirmed: AHashMap<(u64, u64), Vec<dealer::Invoke>>,
+    /// Timeouts of calls whose invocations this shard sent.
+    timers: timers::CallTimers,
+    /// Open progressive calls of this shard's callers.
+    streams: progressive::Streams,
     /// EVENTs not delivered to one subscriber because they were too large for it.
     skipped_events: Cell<u64>,
     /// The last flush left messages staged because a destination ring was full.
@@ -260,6 +289,8 @@ impl Router {
             barriers: AHashMap::new(),
             next_token: 0,
             unconfirmed: AHashMap::new(),
+            timers: timers::CallTimers::default(),
+            streams: progressive::Streams::default(),
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
@@ -291,6 +322,9 @@ impl Router {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
         if let Some(id) = new_request_id(&msg) {
+            if let Some(flow) = self.call_continuation(conn, sid, &msg, frame) {
+                return flow;
+            }
             if !self.next_request_in_sequence(sid, id) {
                 return self.violation(
                     conn,
@@ -314,19 +348,19 @@ impl Router {
             }
             Message::Call {
                 request,
+                options,
                 procedure,
                 args,
                 kwargs,
-                ..
             } => {
                 let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_call(sid, request, &procedure, payload)
+                self.on_call(sid, request, &procedure, &options, payload)
             }
             Message::Yield {
                 request,
+                options,
                 args,
                 kwargs,
-                ..
             } => {
                 if !self.invocation_was_sent(sid, request) {
                     return self.violation(
@@ -335,7 +369,7 @@ impl Router {
                     );
                 }
                 let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_yield(sid, request, payload)
+                self.on_yield(sid, request, &options, payload)
             }
             Message::Error {
                 request_type,
@@ -386,8 +420,7 @@ impl Router {
                 self.end_session(conn);
                 Flow::Close
             }
-            // Call canceling is not announced; a CANCEL is answered by the callee's result as usual.
-            Message::Cancel { .. } => Flow::Continue,
+            Message::Cancel { request, options } => self.on_cancel(sid, request, &options),
             Message::Hello { .. } => self.violation(conn, "HELLO on an established session"),
             other => self.violation(
                 conn,
@@ -506,9 +539,13 @@ impl Router {
             self.drop_subscriber(realm, id, sid);
         }
         for held in &session.registrations {
-            self.drop_registration(realm, held);
+            self.drop_registration(realm, sid, held);
         }
         self.fail_invocations(session.invocations.into_values());
+        if session.calls_in_flight > 0 {
+            self.caller_left(sid);
+        }
+        self.close_streams_of(sid);
     }
 
     /// Checks and records the session-scope request id `id` (1, 2, 3 ... wrapping to 1 after 2^53, as
@@ -596,6 +633,13 @@ impl Router {
                     self.push(&s.peer, frame);
                 }
             }
+            ShardMsg::Answer { session, frame } => self.on_answer(session, frame),
+            ShardMsg::Cancel {
+                caller,
+                request,
+                mode,
+            } => self.cancel_here(caller, request, mode),
+            ShardMsg::CallerGone { caller } => self.drop_calls_of(caller),
             ShardMsg::SubUpdate {
                 realm,
                 grant,
@@ -615,19 +659,26 @@ impl Router {
                 policy,
                 uri,
                 callee,
+                session,
+                order,
+                invoke,
+                disclose_caller,
                 token,
             } => {
                 let dealer = &mut self.local[realm].dealer;
                 match callee {
-                    Some(callee) => dealer.insert(dealer::Registration {
-                        id: grant.id,
-                        rev: grant.rev,
-                        policy,
-                        uri,
-                        shard: src,
-                        callee,
-                    }),
-                    None => dealer.remove(grant.id),
+                    Some(callee) => {
+                        let c = dealer::Callee {
+                            shard: src,
+                            session: callee,
+                            order,
+                            disclose_caller,
+                        };
+                        let reg =
+                            dealer::Registration::one(grant.id, grant.rev, policy, uri, invoke, c);
+                        dealer.insert(reg)
+                    }
+                    None => dealer.remove(grant.id, session),
                 }
                 self.ack(src, token);
             }
@@ -734,7 +785,7 @@ impl Router {
         self.send_error(sid, request_type, request, error, Some(text));
     }
 
-    fn send_error(
+    pub(crate) fn send_error(
         &self,
         sid: u64,
         request_type: u64,
