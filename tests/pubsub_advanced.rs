@@ -18,12 +18,43 @@ const JSON: Serializer = Serializer::Json;
 const MSGPACK: Serializer = Serializer::MsgPack;
 const CBOR: Serializer = Serializer::Cbor;
 
+/// PUBLISH options of one case, and which subscribers (by index) must receive it.
+type Options = Vec<(&'static str, Val<'static>)>;
+type Receives = Box<dyn Fn(usize) -> bool>;
+
 fn authid(c: &Client) -> String {
     format!("anonymous-{}", c.session)
 }
 
 fn get_str(d: &Val<'_>, key: &str) -> Option<String> {
     d.get(key).and_then(|v| v.as_str()).map(|s| s.into_owned())
+}
+
+#[test]
+fn welcome_announces_the_advanced_pubsub_features() {
+    let r = Router::start(1, &[]);
+    let mut c = Client::rawsocket(&r.addr, JSON);
+    c.send_hello("realm1");
+    let features = c.recv_with(|m| match m {
+        Message::Welcome { details, .. } => details
+            .get("roles")
+            .and_then(|r| r.get("broker"))
+            .and_then(|b| b.get("features"))
+            .map(|f| f.into_owned())
+            .expect("broker features"),
+        other => panic!("expected WELCOME, got {other:?}"),
+    });
+    for name in [
+        "subscriber_blackwhite_listing",
+        "publisher_identification",
+        "event_retention",
+    ] {
+        assert_eq!(
+            features.get(name).and_then(|v| v.as_bool()),
+            Some(true),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -51,7 +82,7 @@ fn black_and_white_lists_reach_exactly_the_listed_subscribers_on_every_shard() {
     let sid: Vec<u64> = subs.iter().map(|c| c.session).collect();
     let aid: Vec<String> = subs.iter().map(authid).collect();
     let every = |_: usize| true;
-    let cases: Vec<(Vec<(&str, Val<'static>)>, Box<dyn Fn(usize) -> bool>)> = vec![
+    let cases: Vec<(Options, Receives)> = vec![
         (
             vec![("exclude", ids(&[sid[1], sid[4]]))],
             Box::new(|i| i != 1 && i != 4),
