@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::protocol::message::id_value;
 use crate::protocol::Val;
 use crate::router::session::Identity;
 
@@ -112,7 +113,7 @@ fn items<'a>(v: &Val<'a>) -> Vec<Val<'a>> {
 }
 
 fn sorted_ids(v: &Val<'_>) -> Box<[u64]> {
-    let mut ids: Vec<u64> = items(v).iter().filter_map(|i| i.as_u64()).collect();
+    let mut ids: Vec<u64> = items(v).iter().filter_map(id_value).collect();
     ids.sort_unstable();
     ids.dedup();
     ids.into_boxed_slice()
@@ -158,6 +159,8 @@ mod tests {
         assert!(f.admits(4, None));
         assert!(!f.admits(3, None), "excluded wins over eligible");
         assert!(!f.admits(5, None), "not eligible");
+        let float = options(r#"{"exclude": [9.0]}"#).unwrap();
+        assert!(!float.admits(9, None), "an integral double is an id");
         let none = options(r#"{"eligible": []}"#).unwrap();
         assert!(!none.admits(4, None), "an empty whitelist admits nobody");
     }
