@@ -173,6 +173,18 @@ pub struct FanoutArgs {
     /// Subscription match policy; with prefix/wildcard, events must name the concrete topic.
     #[arg(long = "match", value_enum, default_value = "exact")]
     pub match_policy: MatchArg,
+    /// Add `exclude` with N session ids to every publication. The ids are drawn at random and
+    /// belong to no subscriber, so every event is still expected everywhere: the run measures what
+    /// the router pays for checking the list.
+    #[arg(long, default_value_t = 0)]
+    pub exclude: usize,
+    /// Add `eligible_authrole: [ROLE]` to every publication (use the subscribers' role, e.g.
+    /// `anonymous`, so that all of them stay eligible and the run measures the identity check).
+    #[arg(long)]
+    pub eligible_authrole: Option<String>,
+    /// Add `disclose_me: true` to every publication.
+    #[arg(long)]
+    pub disclose: bool,
 }
 
 #[derive(Args, Clone, Debug)]

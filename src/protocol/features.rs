@@ -146,7 +146,13 @@ const fn k(role: &'static str, feature: &'static str, bit: u32) -> Known {
 
 /// Features the Broker announces in WELCOME. A feature is listed here only once it works across
 /// shards and is tested.
-pub const BROKER_FEATURES: &[&str] = &["publisher_exclusion", "pattern_based_subscription"];
+pub const BROKER_FEATURES: &[&str] = &[
+    "publisher_exclusion",
+    "pattern_based_subscription",
+    "subscriber_blackwhite_listing",
+    "publisher_identification",
+    "event_retention",
+];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
 pub const DEALER_FEATURES: &[&str] = &[

@@ -13,10 +13,13 @@ pub mod authority;
 pub mod broker;
 pub mod calls;
 pub mod dealer;
+pub mod disclosure;
+pub mod filter;
 pub mod ids;
 pub mod inspect;
 pub mod progressive;
 pub mod realm;
+pub mod retention;
 pub mod session;
 pub mod timers;
 pub mod trie;
@@ -82,6 +85,8 @@ pub enum ShardMsg {
         subscription: u64,
         /// Session not to deliver to (the publisher, unless it asked to receive its own events).
         exclude: u64,
+        /// The publisher's black/white lists; None for a plain publication.
+        filter: Option<Arc<filter::EventFilter>>,
         frames: Arc<EventFrames>,
         /// Non-zero: acknowledge with [`ShardMsg::Ack`] once queued (an acknowledged publication).
         token: u64,
@@ -621,10 +626,11 @@ impl Router {
                 realm,
                 subscription,
                 exclude,
+                filter,
                 frames,
                 token,
             } => {
-                self.deliver_event(realm, subscription, exclude, &frames);
+                self.deliver_event(realm, subscription, exclude, filter.as_deref(), &frames);
                 self.ack(src, token);
             }
             ShardMsg::Invoke(inv) => self.on_invoke(*inv),

@@ -15,11 +15,13 @@
 use std::sync::Arc;
 
 use crate::router::authority::{Authority, LocalAuthority};
+use crate::router::retention::RetainedStore;
 
 /// The realms of a router and their shared control state.
 pub struct Realms {
     names: Vec<Arc<str>>,
     authorities: Vec<Box<dyn Authority>>,
+    retained: Vec<RetainedStore>,
 }
 
 impl Realms {
@@ -31,6 +33,7 @@ impl Realms {
                 .iter()
                 .map(|_| Box::new(LocalAuthority::default()) as Box<dyn Authority>)
                 .collect(),
+            retained: names.iter().map(|_| RetainedStore::default()).collect(),
         }
     }
 
@@ -58,5 +61,11 @@ impl Realms {
     /// routing a PUBLISH or CALL.
     pub fn authority(&self, idx: usize) -> &dyn Authority {
         &*self.authorities[idx]
+    }
+
+    /// The retained events of realm `idx`: touched by `retain` publications and `get_retained`
+    /// subscriptions only.
+    pub fn retained(&self, idx: usize) -> &RetainedStore {
+        &self.retained[idx]
     }
 }

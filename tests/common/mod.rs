@@ -14,6 +14,8 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message as WsMessage;
 use wampd::protocol::{Message, Serializer, Val};
 
+pub mod pubsub;
+
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A wampd process started for one test; killed on drop.
