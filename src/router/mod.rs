@@ -12,6 +12,7 @@
 pub mod authority;
 pub mod broker;
 pub mod dealer;
+mod handshake;
 pub mod ids;
 pub mod inspect;
 pub mod realm;
@@ -172,6 +173,8 @@ pub struct Conn {
     pub session: Option<u64>,
     /// The remote end as the transport saw it (address, TLS client certificate).
     pub info: crate::transport::PeerInfo,
+    /// Between CHALLENGE and AUTHENTICATE: the handshake in progress.
+    pub(crate) pending: Option<Box<handshake::PendingJoin>>,
 }
 
 impl Conn {
@@ -187,6 +190,7 @@ impl Conn {
             }),
             session: None,
             info: Default::default(),
+            pending: None,
         }
     }
 }
@@ -239,6 +243,8 @@ pub struct Router {
     limits: Limits,
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
+    /// Who may join which realm, and how they prove it.
+    auth: Arc<crate::auth::Auth>,
 }
 
 impl Router {
@@ -263,7 +269,13 @@ impl Router {
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
+            auth: Arc::default(),
         }
+    }
+
+    /// Sets the authentication rules (the default lets anonymous sessions into every realm).
+    pub fn set_auth(&mut self, auth: Arc<crate::auth::Auth>) {
+        self.auth = auth;
     }
 
     /// Number of sessions on this shard.
@@ -285,6 +297,9 @@ impl Router {
             return awaiting_goodbye(&msg);
         }
         let Some(sid) = conn.session else {
+            if conn.pending.is_some() {
+                return self.on_authenticate(conn, msg);
+            }
             return self.on_hello(conn, msg);
         };
         if let Some(bad) = bad_request_id(&msg) {
@@ -423,31 +438,57 @@ impl Router {
             self.abort(conn, errors::NO_SUCH_REALM, &format!("no realm {realm}"));
             return Flow::Close;
         };
-        if !offers_anonymous(&details) {
-            self.abort(
-                conn,
-                errors::NO_MATCHING_AUTH_METHOD,
-                "this realm accepts only the authmethod 'anonymous'",
-            );
-            return Flow::Close;
-        }
         let mut id = ids::session(self.shard, self.shards);
         while self.sessions.contains_key(&id) {
             id = ids::session(self.shard, self.shards);
         }
+        let join = handshake::PendingJoin {
+            realm: realm_idx,
+            session: id,
+            features: ClientFeatures::from_hello(&details),
+            auth: None,
+        };
+        let auth = self.auth.clone();
+        match auth.hello(&realm, &details, id, &conn.info) {
+            crate::auth::Hello::Welcome(who) => self.join(conn, join, who),
+            crate::auth::Hello::Challenge {
+                authmethod,
+                extra,
+                pending,
+            } => self.challenge(conn, join, authmethod, extra, pending),
+            crate::auth::Hello::Refuse(r) => {
+                self.abort(conn, r.reason, r.message);
+                Flow::Close
+            }
+        }
+    }
+
+    /// Admits a session whose identity is settled: registers it and sends WELCOME.
+    fn join(
+        &mut self,
+        conn: &mut Conn,
+        join: handshake::PendingJoin,
+        who: crate::auth::Authenticated,
+    ) -> Flow {
+        let id = join.session;
+        let realm_idx = join.realm;
         conn.peer.id.set(id);
         conn.peer.outbox.set_policy(self.policies[realm_idx]);
         conn.session = Some(id);
-        let identity = Arc::new(Identity::anonymous(id, "anonymous"));
-        let features = ClientFeatures::from_hello(&details);
+        let identity = Arc::new(Identity {
+            authid: who.authid.as_str().into(),
+            authrole: who.authrole.as_str().into(),
+            authmethod: who.authmethod.as_str().into(),
+            authprovider: who.authprovider.as_str().into(),
+        });
         let realm_name = self.realms.name(realm_idx).clone();
         let welcome = Message::Welcome {
             session: id,
-            details: welcome_details(&realm_name, &identity),
+            details: welcome_details(&realm_name, &identity, &who.authextra),
         };
         self.sessions.insert(
             id,
-            Session::new(conn.peer.clone(), realm_idx, identity, features),
+            Session::new(conn.peer.clone(), realm_idx, identity, join.features),
         );
         self.reply_peer(&conn.peer.clone(), &welcome);
         Flow::Continue
@@ -566,6 +607,7 @@ impl Router {
                 peer: peer.clone(),
                 session: Some(peer.id.get()),
                 info: Default::default(),
+                pending: None,
             };
             self.end_session(&mut conn);
         }
@@ -871,29 +913,6 @@ impl Router {
     }
 }
 
-/// True if HELLO.Details lets the session in as anonymous: no `authmethods`, or a list naming
-/// `anonymous` (the only method this router offers).
-fn offers_anonymous(details: &Val<'_>) -> bool {
-    let Some(methods) = details.get("authmethods") else {
-        return true;
-    };
-    let decoded = match methods {
-        Val::Raw(p) => Val::decode(p).ok(),
-        other => Some(other),
-    };
-    match decoded {
-        Some(Val::List(items)) => {
-            items.is_empty()
-                || items
-                    .iter()
-                    .any(|m| m.as_str().as_deref() == Some("anonymous"))
-        }
-        Some(Val::Str(m)) => m == "anonymous",
-        // A wrongly typed attribute of HELLO is ignored like an unknown one.
-        _ => true,
-    }
-}
-
 /// True for URIs the router owns: clients may call and subscribe to them (the meta API) but may not
 /// register or publish them, so they can neither shadow router procedures nor fake router events.
 pub(crate) fn reserved_uri(uri: &str) -> bool {
@@ -940,7 +959,11 @@ fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
 }
 
 /// WELCOME.Details: who the session is and which roles and features this router implements.
-fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
+fn welcome_details(
+    realm: &str,
+    who: &Identity,
+    authextra: &[(&'static str, String)],
+) -> Val<'static> {
     let features = |names: &[&'static str]| {
         Val::Dict(
             names
@@ -958,6 +981,15 @@ fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
         (Cow::Borrowed("authrole"), text(&who.authrole)),
         (Cow::Borrowed("authmethod"), text(&who.authmethod)),
         (Cow::Borrowed("authprovider"), text(&who.authprovider)),
+        (
+            Cow::Borrowed("authextra"),
+            Val::Dict(
+                authextra
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(*k), text(v)))
+                    .collect(),
+            ),
+        ),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![
