@@ -431,3 +431,6 @@ pub(crate) fn dict(entries: Vec<(&'static str, Val<'static>)>) -> Val<'static> {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests;

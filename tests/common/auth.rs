@@ -108,3 +108,86 @@ pub fn start(shards: usize, max_failures: u32) -> InProcess {
         addr,
     }
 }
+
+// ---- raw-message helpers ------------------------------------------------------------------------
+
+use std::borrow::Cow;
+
+use wampd::protocol::{Message, Val};
+
+use super::Client;
+
+/// Sends HELLO to `realm` asking for `methods`, with `authid` and `authextra` when given.
+pub fn send_hello(
+    c: &mut Client,
+    realm: &str,
+    methods: &[&str],
+    authid: Option<&str>,
+    authextra: Val<'_>,
+) {
+    let mut details = vec![
+        (
+            Cow::Borrowed("roles"),
+            Val::Dict(vec![
+                (Cow::Borrowed("caller"), Val::empty_dict()),
+                (Cow::Borrowed("callee"), Val::empty_dict()),
+            ]),
+        ),
+        (
+            Cow::Borrowed("authmethods"),
+            Val::List(
+                methods
+                    .iter()
+                    .map(|m| Val::Str(Cow::Borrowed(*m)))
+                    .collect(),
+            ),
+        ),
+        (Cow::Borrowed("authextra"), authextra),
+    ];
+    if let Some(a) = authid {
+        details.push((Cow::Borrowed("authid"), Val::Str(Cow::Borrowed(a))));
+    }
+    c.send(&Message::Hello {
+        realm: Cow::Borrowed(realm),
+        details: Val::Dict(details),
+    });
+}
+
+/// Expects CHALLENGE; returns its authmethod and extra.
+pub fn recv_challenge(c: &mut Client) -> (String, Val<'static>) {
+    c.recv_with(|m| match m {
+        Message::Challenge { authmethod, extra } => {
+            (authmethod.into_owned(), decoded(extra).into_owned())
+        }
+        other => panic!("expected CHALLENGE, got {other:?}"),
+    })
+}
+
+/// Sends AUTHENTICATE.
+pub fn send_authenticate(c: &mut Client, signature: &str, extra: Val<'_>) {
+    c.send(&Message::Authenticate {
+        signature: Cow::Borrowed(signature),
+        extra,
+    });
+}
+
+/// Expects WELCOME; returns the session id and its decoded details.
+pub fn recv_welcome(c: &mut Client) -> (u64, Val<'static>) {
+    c.recv_with(|m| match m {
+        Message::Welcome { session, details } => (session, decoded(details).into_owned()),
+        other => panic!("expected WELCOME, got {other:?}"),
+    })
+}
+
+/// A fully decoded value (the parser leaves containers raw).
+pub fn decoded(v: Val<'_>) -> Val<'_> {
+    match v {
+        Val::Raw(p) => Val::decode(p).expect("decodable"),
+        other => other,
+    }
+}
+
+/// A string attribute of a decoded dict.
+pub fn get_str(v: &Val<'_>, key: &str) -> Option<String> {
+    v.get(key).and_then(|x| x.as_str()).map(|s| s.into_owned())
+}
