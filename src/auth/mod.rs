@@ -15,6 +15,7 @@
 //! verification, so a shard never runs a slow KDF.
 
 pub mod cryptosign;
+pub mod dynamic;
 pub mod limiter;
 pub mod scram;
 pub mod ticket;
@@ -56,7 +57,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    const FAILED: Refusal = Refusal {
+    pub const FAILED: Refusal = Refusal {
         reason: errors::AUTHENTICATION_FAILED,
         message: "authentication failed",
     };
@@ -79,6 +80,14 @@ pub enum Hello {
         pending: Pending,
     },
     Refuse(Refusal),
+}
+
+/// What AUTHENTICATE leads to.
+pub enum Verdict {
+    Welcome(Authenticated),
+    Refuse(Refusal),
+    /// The realm's dynamic authenticator decides: call it, then [`Auth::judge`] its answer.
+    Ask(dynamic::Ask),
 }
 
 /// A handshake between CHALLENGE and AUTHENTICATE.
@@ -125,6 +134,8 @@ pub(crate) struct RealmAuth {
     principals: HashMap<String, Principal>,
     /// Public key → authid, for cryptosign logins that name only their key.
     by_pubkey: HashMap<[u8; 32], String>,
+    /// Decides authids not listed in `principals`.
+    authenticator: Option<crate::config::file::ProcedureRef>,
 }
 
 /// The authentication rules of every realm that has any, and the failure limiter. Shared by all
@@ -215,19 +226,32 @@ impl Auth {
         }
     }
 
-    /// AUTHENTICATE for a pending handshake: the session's identity, or why it is refused.
+    /// AUTHENTICATE for a pending handshake of session `session`.
     pub fn authenticate(
         &self,
         pending: Pending,
         signature: &str,
         extra: &Val<'_>,
+        session: u64,
         peer: &PeerInfo,
-    ) -> Result<Authenticated, Refusal> {
+    ) -> Verdict {
         let method = pending.method();
-        let principal = self
-            .realms
-            .get(&pending.realm)
-            .and_then(|r| r.principals.get(&pending.authid));
+        let rules = self.realms.get(&pending.realm);
+        let principal = rules.and_then(|r| r.principals.get(&pending.authid));
+        if let (None, Some(target), Step::Ticket) = (
+            principal,
+            rules.and_then(|r| r.authenticator.as_ref()),
+            &pending.step,
+        ) {
+            return Verdict::Ask(dynamic::ask_ticket(
+                target,
+                &pending.realm,
+                &pending.authid,
+                signature,
+                session,
+                peer,
+            ));
+        }
         let outcome = match (&pending.step, principal) {
             (_, None) => None,
             (Step::Ticket, Some(p)) => ticket::verify(p, signature),
@@ -236,7 +260,7 @@ impl Auth {
             (Step::Cryptosign(sent), Some(p)) => cryptosign::verify(p, sent, signature),
         };
         match (outcome, principal) {
-            (Some(authextra), Some(p)) => Ok(Authenticated {
+            (Some(authextra), Some(p)) => Verdict::Welcome(Authenticated {
                 authid: p.authid.clone(),
                 authrole: p.role.clone(),
                 authmethod: method.to_string(),
@@ -245,9 +269,24 @@ impl Auth {
             }),
             _ => {
                 self.failed(&pending.realm, &pending.authid, method, peer);
-                Err(Refusal::FAILED)
+                Verdict::Refuse(Refusal::FAILED)
             }
         }
+    }
+
+    /// The dynamic authenticator's answer: its RESULT's arguments, or None for an ERROR, no callee
+    /// or no answer in time.
+    pub fn judge(
+        &self,
+        ctx: &dynamic::AskCtx,
+        args: Option<&Val<'_>>,
+        peer: &PeerInfo,
+    ) -> Result<Authenticated, Refusal> {
+        let out = dynamic::judge(ctx, args);
+        if out.is_err() {
+            self.failed(&ctx.realm, &ctx.authid, ctx.method, peer);
+        }
+        out
     }
 
     /// Logs a failed attempt and counts it against the source address.
@@ -299,6 +338,7 @@ impl RealmAuth {
             anonymous_role: spec.anonymous_role.clone(),
             principals,
             by_pubkey,
+            authenticator: spec.authenticator.clone(),
         })
     }
 
@@ -308,7 +348,7 @@ impl RealmAuth {
         let any = |f: fn(&Principal) -> bool| self.principals.values().any(f);
         match method {
             "anonymous" => self.anonymous_role.is_some(),
-            ticket::METHOD => any(|p| p.ticket.is_some()),
+            ticket::METHOD => self.authenticator.is_some() || any(|p| p.ticket.is_some()),
             wampcra::METHOD => any(|p| p.wampcra.is_some()),
             cryptosign::METHOD => !self.by_pubkey.is_empty(),
             tls::METHOD => peer.tls.is_some() && any(|p| p.tls.is_some()),

@@ -174,12 +174,14 @@ fn cryptosign_login(
         extra.push(("channel_binding", text(r)));
     }
     match a.hello("r", &details(&["cryptosign"], None, extra), 1, peer) {
-        Hello::Challenge { extra, pending, .. } => a.authenticate(
-            pending,
-            &sign(&extra, key, bind_with),
-            &Val::empty_dict(),
-            peer,
-        ),
+        Hello::Challenge { extra, pending, .. } => {
+            let sig = sign(&extra, key, bind_with);
+            match a.authenticate(pending, &sig, &Val::empty_dict(), 1, peer) {
+                Verdict::Welcome(who) => Ok(who),
+                Verdict::Refuse(r) => Err(r),
+                Verdict::Ask(_) => panic!("no dynamic authenticator here"),
+            }
+        }
         Hello::Refuse(r) => Err(r),
         Hello::Welcome(_) => panic!("welcomed without a challenge"),
     }

@@ -245,6 +245,8 @@ pub struct Router {
     policies: Vec<crate::config::SlowConsumerPolicy>,
     /// Who may join which realm, and how they prove it.
     auth: Arc<crate::auth::Auth>,
+    /// Logins waiting for the dynamic authenticator's answer, by their future session id.
+    awaiting: AHashMap<u64, handshake::Awaiting>,
 }
 
 impl Router {
@@ -270,6 +272,7 @@ impl Router {
             ring_full: false,
             limits,
             auth: Arc::default(),
+            awaiting: AHashMap::new(),
         }
     }
 
@@ -296,6 +299,7 @@ impl Router {
         if conn.peer.goodbye_sent.get() {
             return awaiting_goodbye(&msg);
         }
+        self.adopt(conn);
         let Some(sid) = conn.session else {
             if conn.pending.is_some() {
                 return self.on_authenticate(conn, msg);
@@ -416,6 +420,10 @@ impl Router {
 
     /// The connection is gone (closed, failed, or told to close): forget its session.
     pub fn on_disconnect(&mut self, conn: &mut Conn) {
+        self.adopt(conn);
+        if let Some(p) = conn.pending.take() {
+            self.awaiting.remove(&p.session);
+        }
         self.end_session(conn);
     }
 
@@ -450,7 +458,10 @@ impl Router {
         };
         let auth = self.auth.clone();
         match auth.hello(&realm, &details, id, &conn.info) {
-            crate::auth::Hello::Welcome(who) => self.join(conn, join, who),
+            crate::auth::Hello::Welcome(who) => {
+                conn.session = Some(join.session);
+                self.join(&conn.peer.clone(), join, who)
+            }
             crate::auth::Hello::Challenge {
                 authmethod,
                 extra,
@@ -466,15 +477,14 @@ impl Router {
     /// Admits a session whose identity is settled: registers it and sends WELCOME.
     fn join(
         &mut self,
-        conn: &mut Conn,
+        peer: &Rc<Peer>,
         join: handshake::PendingJoin,
         who: crate::auth::Authenticated,
     ) -> Flow {
         let id = join.session;
         let realm_idx = join.realm;
-        conn.peer.id.set(id);
-        conn.peer.outbox.set_policy(self.policies[realm_idx]);
-        conn.session = Some(id);
+        peer.id.set(id);
+        peer.outbox.set_policy(self.policies[realm_idx]);
         let identity = Arc::new(Identity {
             authid: who.authid.as_str().into(),
             authrole: who.authrole.as_str().into(),
@@ -488,9 +498,9 @@ impl Router {
         };
         self.sessions.insert(
             id,
-            Session::new(conn.peer.clone(), realm_idx, identity, join.features),
+            Session::new(peer.clone(), realm_idx, identity, join.features),
         );
-        self.reply_peer(&conn.peer.clone(), &welcome);
+        self.reply_peer(peer, &welcome);
         Flow::Continue
     }
 
@@ -634,7 +644,9 @@ impl Router {
             }
             ShardMsg::Invoke(inv) => self.on_invoke(*inv),
             ShardMsg::Deliver { session, frame } => {
-                if let Some(s) = self.sessions.get(&session) {
+                if self.awaiting.contains_key(&session) {
+                    self.on_authenticator_answer(session, &frame);
+                } else if let Some(s) = self.sessions.get(&session) {
                     self.push(&s.peer, frame);
                 }
             }
@@ -800,7 +812,9 @@ impl Router {
     /// Queues a finished frame for session `session` on shard `shard` (this one or another).
     pub(crate) fn send_to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
         if shard == self.shard {
-            if let Some(s) = self.sessions.get(&session) {
+            if self.awaiting.contains_key(&session) {
+                self.on_authenticator_answer(session, &frame);
+            } else if let Some(s) = self.sessions.get(&session) {
                 self.push(&s.peer, frame);
             }
         } else {
@@ -886,6 +900,7 @@ impl Router {
 
     /// Periodic housekeeping: ends barriers some shard has not acknowledged in time, saying so.
     pub fn tick(&mut self) {
+        self.expire_awaiting();
         let expired: Vec<u64> = self
             .barriers
             .iter()

@@ -1,12 +1,15 @@
 //! Shared by the authentication tests: one realm with a principal per method, and a router started
 //! in process with those rules.
 
-use wampd::config::file::{Kdf, PrincipalSpec, RealmSpec, ScramSpec, WampCraSpec};
+use wampd::config::file::{Kdf, PrincipalSpec, ProcedureRef, RealmSpec, ScramSpec, WampCraSpec};
 use wampd::config::{AuthLimits, Config};
 
 use super::InProcess;
 
 pub const REALM: &str = "authrealm";
+/// The realm where the dynamic authenticator of [`REALM`] is registered.
+pub const AUTH_SERVICE_REALM: &str = "authsvc";
+pub const AUTHENTICATOR: &str = "com.auth.authenticate";
 pub const TICKET: &str = "tick-secret";
 pub const CRA_SECRET: &str = "cra-secret";
 pub const CRA_SALTED_SECRET: &str = "cra-secret2";
@@ -82,18 +85,23 @@ pub fn realm_spec() -> RealmSpec {
                 ..principal("signer", "backend")
             },
         ],
+        authenticator: Some(ProcedureRef {
+            procedure: AUTHENTICATOR.into(),
+            realm: AUTH_SERVICE_REALM.into(),
+        }),
         ..Default::default()
     }
 }
 
-/// A router with `shards` shards serving realm1 (open) and [`REALM`], throttling after
+/// A router with `shards` shards serving realm1 and [`AUTH_SERVICE_REALM`] (open) and [`REALM`],
+/// throttling after
 /// `max_failures` failures (0: never).
 pub fn start(shards: usize, max_failures: u32) -> InProcess {
     let config = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         shards,
         pin_cores: false,
-        realms: vec!["realm1".into(), REALM.into()],
+        realms: vec!["realm1".into(), REALM.into(), AUTH_SERVICE_REALM.into()],
         realm_specs: vec![realm_spec()],
         auth_limits: AuthLimits {
             max_failures,
