@@ -97,6 +97,10 @@ impl Server {
                 "--shards must be between 1 and 64",
             ));
         }
+        // Key derivation for every principal happens here, before any shard runs.
+        let auth = crate::auth::Auth::build(&config.realm_specs, config.auth_limits.clone())
+            .map(Arc::new)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tcp = config
             .listen
             .iter()
@@ -128,6 +132,7 @@ impl Server {
                 config: config.clone(),
                 mesh: mesh.clone(),
                 realms: realms.clone(),
+                auth: auth.clone(),
                 stopping: stopping.clone(),
                 connections: connections.clone(),
             };
@@ -232,6 +237,7 @@ struct ShardStart {
     config: Arc<Config>,
     mesh: Arc<ShardMesh>,
     realms: Arc<Realms>,
+    auth: Arc<crate::auth::Auth>,
     stopping: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
 }
@@ -365,10 +371,12 @@ async fn shard_main(start: ShardStart) {
         config,
         mesh,
         realms,
+        auth,
         stopping,
         connections,
     } = start;
-    let router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
+    let mut router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
+    router.set_auth(auth);
     let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
     link::spawn_contained(link::flusher(shard.clone()));
     link::spawn_contained(ticker(shard.clone()));

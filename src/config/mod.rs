@@ -29,6 +29,26 @@ impl std::str::FromStr for SlowConsumerPolicy {
     }
 }
 
+/// Throttling of failed logins per source address.
+#[derive(Clone, Debug)]
+pub struct AuthLimits {
+    /// Failures within `window` after which an address is refused; 0 turns throttling off.
+    pub max_failures: u32,
+    pub window: std::time::Duration,
+    /// How long a throttled address is refused.
+    pub block: std::time::Duration,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            max_failures: 5,
+            window: std::time::Duration::from_secs(10),
+            block: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// The whole router configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -44,6 +64,8 @@ pub struct Config {
     /// authenticator, authorizer). A realm in `realms` without an entry here is open: anonymous
     /// sessions join with role `anonymous`, which may do everything.
     pub realm_specs: Vec<file::RealmSpec>,
+    /// Throttling of failed logins per source address.
+    pub auth_limits: AuthLimits,
     /// Largest WAMP message accepted or sent, in bytes (WebSocket message, RawSocket frame).
     pub max_message_size: usize,
     /// Bytes that may wait in one session's outbound queue before the slow-consumer policy applies.
@@ -96,6 +118,7 @@ impl Default for Config {
                 .unwrap_or(1),
             realms: vec!["realm1".to_string()],
             realm_specs: Vec::new(),
+            auth_limits: AuthLimits::default(),
             max_message_size: 16 * 1024 * 1024,
             max_queue_bytes: 64 * 1024 * 1024,
             max_queue_messages: 1_000_000,

@@ -15,6 +15,7 @@ pub mod calls;
 pub mod dealer;
 pub mod disclosure;
 pub mod filter;
+mod handshake;
 pub mod ids;
 pub mod inspect;
 pub mod progressive;
@@ -201,6 +202,8 @@ pub struct Conn {
     pub session: Option<u64>,
     /// The remote end as the transport saw it (address, TLS client certificate).
     pub info: crate::transport::PeerInfo,
+    /// Between CHALLENGE and AUTHENTICATE: the handshake in progress.
+    pub(crate) pending: Option<Box<handshake::PendingJoin>>,
 }
 
 impl Conn {
@@ -216,6 +219,7 @@ impl Conn {
             }),
             session: None,
             info: Default::default(),
+            pending: None,
         }
     }
 }
@@ -273,6 +277,10 @@ pub struct Router {
     limits: Limits,
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
+    /// Who may join which realm, and how they prove it.
+    auth: Arc<crate::auth::Auth>,
+    /// Logins waiting for the dynamic authenticator's answer, by their future session id.
+    awaiting: AHashMap<u64, handshake::Awaiting>,
 }
 
 impl Router {
@@ -299,7 +307,14 @@ impl Router {
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
+            auth: Arc::default(),
+            awaiting: AHashMap::new(),
         }
+    }
+
+    /// Sets the authentication rules (the default lets anonymous sessions into every realm).
+    pub fn set_auth(&mut self, auth: Arc<crate::auth::Auth>) {
+        self.auth = auth;
     }
 
     /// Number of sessions on this shard.
@@ -320,7 +335,11 @@ impl Router {
         if conn.peer.goodbye_sent.get() {
             return awaiting_goodbye(&msg);
         }
+        self.adopt(conn);
         let Some(sid) = conn.session else {
+            if conn.pending.is_some() {
+                return self.on_authenticate(conn, msg);
+            }
             return self.on_hello(conn, msg);
         };
         if let Some(bad) = bad_request_id(&msg) {
@@ -439,6 +458,10 @@ impl Router {
 
     /// The connection is gone (closed, failed, or told to close): forget its session.
     pub fn on_disconnect(&mut self, conn: &mut Conn) {
+        self.adopt(conn);
+        if let Some(p) = conn.pending.take() {
+            self.awaiting.remove(&p.session);
+        }
         self.end_session(conn);
     }
 
@@ -461,33 +484,61 @@ impl Router {
             self.abort(conn, errors::NO_SUCH_REALM, &format!("no realm {realm}"));
             return Flow::Close;
         };
-        if !offers_anonymous(&details) {
-            self.abort(
-                conn,
-                errors::NO_MATCHING_AUTH_METHOD,
-                "this realm accepts only the authmethod 'anonymous'",
-            );
-            return Flow::Close;
-        }
         let mut id = ids::session(self.shard, self.shards);
         while self.sessions.contains_key(&id) {
             id = ids::session(self.shard, self.shards);
         }
-        conn.peer.id.set(id);
-        conn.peer.outbox.set_policy(self.policies[realm_idx]);
-        conn.session = Some(id);
-        let identity = Arc::new(Identity::anonymous(id, "anonymous"));
-        let features = ClientFeatures::from_hello(&details);
+        let join = handshake::PendingJoin {
+            realm: realm_idx,
+            session: id,
+            features: ClientFeatures::from_hello(&details),
+            auth: None,
+        };
+        let auth = self.auth.clone();
+        match auth.hello(&realm, &details, id, &conn.info) {
+            crate::auth::Hello::Welcome(who) => {
+                conn.session = Some(join.session);
+                self.join(&conn.peer.clone(), join, who)
+            }
+            crate::auth::Hello::Challenge {
+                authmethod,
+                extra,
+                pending,
+            } => self.challenge(conn, join, authmethod, extra, pending),
+            crate::auth::Hello::Refuse(r) => {
+                self.abort(conn, r.reason, r.message);
+                Flow::Close
+            }
+        }
+    }
+
+    /// Admits a session whose identity is settled: registers it and sends WELCOME.
+    fn join(
+        &mut self,
+        peer: &Rc<Peer>,
+        join: handshake::PendingJoin,
+        who: crate::auth::Authenticated,
+    ) -> Flow {
+        let id = join.session;
+        let realm_idx = join.realm;
+        peer.id.set(id);
+        peer.outbox.set_policy(self.policies[realm_idx]);
+        let identity = Arc::new(Identity {
+            authid: who.authid.as_str().into(),
+            authrole: who.authrole.as_str().into(),
+            authmethod: who.authmethod.as_str().into(),
+            authprovider: who.authprovider.as_str().into(),
+        });
         let realm_name = self.realms.name(realm_idx).clone();
         let welcome = Message::Welcome {
             session: id,
-            details: welcome_details(&realm_name, &identity),
+            details: welcome_details(&realm_name, &identity, &who.authextra),
         };
         self.sessions.insert(
             id,
-            Session::new(conn.peer.clone(), realm_idx, identity, features),
+            Session::new(peer.clone(), realm_idx, identity, join.features),
         );
-        self.reply_peer(&conn.peer.clone(), &welcome);
+        self.reply_peer(peer, &welcome);
         Flow::Continue
     }
 
@@ -608,6 +659,7 @@ impl Router {
                 peer: peer.clone(),
                 session: Some(peer.id.get()),
                 info: Default::default(),
+                pending: None,
             };
             self.end_session(&mut conn);
         }
@@ -635,7 +687,9 @@ impl Router {
             }
             ShardMsg::Invoke(inv) => self.on_invoke(*inv),
             ShardMsg::Deliver { session, frame } => {
-                if let Some(s) = self.sessions.get(&session) {
+                if self.awaiting.contains_key(&session) {
+                    self.on_authenticator_answer(session, &frame);
+                } else if let Some(s) = self.sessions.get(&session) {
                     self.push(&s.peer, frame);
                 }
             }
@@ -815,7 +869,9 @@ impl Router {
     /// Queues a finished frame for session `session` on shard `shard` (this one or another).
     pub(crate) fn send_to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
         if shard == self.shard {
-            if let Some(s) = self.sessions.get(&session) {
+            if self.awaiting.contains_key(&session) {
+                self.on_authenticator_answer(session, &frame);
+            } else if let Some(s) = self.sessions.get(&session) {
                 self.push(&s.peer, frame);
             }
         } else {
@@ -901,6 +957,7 @@ impl Router {
 
     /// Periodic housekeeping: ends barriers some shard has not acknowledged in time, saying so.
     pub fn tick(&mut self) {
+        self.expire_awaiting();
         let expired: Vec<u64> = self
             .barriers
             .iter()
@@ -925,29 +982,6 @@ impl Router {
     /// This shard's routing state, for consistency checks.
     pub fn inspect(&self) -> inspect::ShardReport {
         inspect::ShardReport::of(self.shard, &self.local, &self.sessions, self.barriers.len())
-    }
-}
-
-/// True if HELLO.Details lets the session in as anonymous: no `authmethods`, or a list naming
-/// `anonymous` (the only method this router offers).
-fn offers_anonymous(details: &Val<'_>) -> bool {
-    let Some(methods) = details.get("authmethods") else {
-        return true;
-    };
-    let decoded = match methods {
-        Val::Raw(p) => Val::decode(p).ok(),
-        other => Some(other),
-    };
-    match decoded {
-        Some(Val::List(items)) => {
-            items.is_empty()
-                || items
-                    .iter()
-                    .any(|m| m.as_str().as_deref() == Some("anonymous"))
-        }
-        Some(Val::Str(m)) => m == "anonymous",
-        // A wrongly typed attribute of HELLO is ignored like an unknown one.
-        _ => true,
     }
 }
 
@@ -997,7 +1031,11 @@ fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
 }
 
 /// WELCOME.Details: who the session is and which roles and features this router implements.
-fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
+fn welcome_details(
+    realm: &str,
+    who: &Identity,
+    authextra: &[(&'static str, String)],
+) -> Val<'static> {
     let features = |names: &[&'static str]| {
         Val::Dict(
             names
@@ -1015,6 +1053,15 @@ fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
         (Cow::Borrowed("authrole"), text(&who.authrole)),
         (Cow::Borrowed("authmethod"), text(&who.authmethod)),
         (Cow::Borrowed("authprovider"), text(&who.authprovider)),
+        (
+            Cow::Borrowed("authextra"),
+            Val::Dict(
+                authextra
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(*k), text(v)))
+                    .collect(),
+            ),
+        ),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![
