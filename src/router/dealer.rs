@@ -428,6 +428,7 @@ impl Router {
                 caller_request: inv.caller_request,
                 caller_enc: inv.caller_enc,
                 caller_max_frame: inv.caller_max_frame,
+                invoked: std::time::Instant::now(),
             },
         );
         self.push(&peer, bytes);
@@ -495,6 +496,7 @@ impl Router {
     ) -> Option<(PendingInvocation, Serializer)> {
         let session = self.sessions.get_mut(&sid)?;
         let pending = session.invocations.remove(&request)?;
+        crate::metrics::call_latency(pending.invoked.elapsed());
         Some((pending, session.peer.enc.ser))
     }
 

@@ -14,6 +14,7 @@ pub mod broker;
 pub mod dealer;
 pub mod ids;
 pub mod inspect;
+mod metered;
 pub mod realm;
 pub mod session;
 pub mod trie;
@@ -52,6 +53,9 @@ pub struct Incoming {
     pub stream: IncomingStream,
     /// Over the session limit: the shard answers the handshake with a refusal.
     pub refused: bool,
+    /// The TLS settings of the listener that accepted it (read at accept, so a reload applies to
+    /// the connections accepted after it).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The socket of an [`Incoming`] connection.
@@ -281,6 +285,7 @@ impl Router {
             }
             Err(e) => return self.violation(conn, &format!("malformed message: {e}")),
         };
+        crate::metrics::received(msg.code());
         if conn.peer.goodbye_sent.get() {
             return awaiting_goodbye(&msg);
         }
@@ -644,7 +649,11 @@ impl Router {
     /// Pushes everything staged for other shards into the mesh, one wake-up per destination. Returns
     /// true if a ring was full and messages are still staged (the caller retries later).
     pub fn flush(&mut self) -> bool {
+        let was_full = self.ring_full;
         self.ring_full = !self.out.is_empty() && self.out.flush(&self.mesh);
+        if self.ring_full && !was_full {
+            crate::metrics::mesh_ring_full();
+        }
         self.ring_full
     }
 
@@ -652,16 +661,24 @@ impl Router {
 
     /// Queues a finished frame on a peer's outbox.
     pub(crate) fn push(&self, peer: &Peer, frame: Bytes) {
-        self.log_push(peer, peer.outbox.push(frame));
+        let code = metered::frame_type(peer.enc, &frame);
+        let outcome = peer.outbox.push(frame);
+        if let (Push::Queued, Some(code)) = (outcome, code) {
+            crate::metrics::sent(code);
+        }
+        self.log_push(peer, outcome);
     }
 
     fn log_push(&self, peer: &Peer, outcome: Push) {
         match outcome {
             Push::Queued | Push::Closed | Push::Dropped => {}
-            Push::Overflowed => tracing::warn!(
-                session = peer.id.get(),
-                "closing session: its outbound queue exceeded the limit (slow consumer)"
-            ),
+            Push::Overflowed => {
+                crate::metrics::slow_consumer_disconnected();
+                tracing::warn!(
+                    session = peer.id.get(),
+                    "closing session: its outbound queue exceeded the limit (slow consumer)"
+                )
+            }
             Push::TooLarge => tracing::warn!(
                 session = peer.id.get(),
                 "dropped a message larger than the peer accepts"
@@ -672,12 +689,16 @@ impl Router {
     /// Queues an EVENT frame: the realm's slow-consumer policy decides what a full queue means.
     pub(crate) fn push_event(&self, peer: &Peer, frame: Bytes) {
         match peer.outbox.push_event(frame) {
-            Push::Dropped if peer.outbox.dropped().is_power_of_two() => tracing::warn!(
-                session = peer.id.get(),
-                dropped = peer.outbox.dropped(),
-                "dropping events for a slow consumer (queue full)"
-            ),
-            Push::Dropped => {}
+            Push::Queued => crate::metrics::event_delivered(),
+            Push::Dropped if peer.outbox.dropped().is_power_of_two() => {
+                crate::metrics::slow_consumer_dropped();
+                tracing::warn!(
+                    session = peer.id.get(),
+                    dropped = peer.outbox.dropped(),
+                    "dropping events for a slow consumer (queue full)"
+                )
+            }
+            Push::Dropped => crate::metrics::slow_consumer_dropped(),
             other => self.log_push(peer, other),
         }
     }

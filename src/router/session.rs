@@ -237,6 +237,8 @@ pub struct PendingInvocation {
     /// The largest frame the caller accepts: a RESULT or ERROR longer than that is replaced by
     /// `wamp.error.payload_size_exceeded`.
     pub caller_max_frame: usize,
+    /// When the INVOCATION was queued, for the call-latency histogram.
+    pub invoked: std::time::Instant,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica
