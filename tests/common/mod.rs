@@ -2,6 +2,8 @@
 //! own codec for messages, tungstenite for WebSocket, and plain sockets for RawSocket.
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
