@@ -112,6 +112,9 @@ impl ShardMetrics {
     }
 }
 
+/// Reads one per-shard counter.
+type Getter = fn(&ShardMetrics) -> u64;
+
 /// Every shard's counters, for a scrape.
 pub struct Registry {
     realms: Vec<String>,
@@ -140,7 +143,7 @@ impl Registry {
         self.render_sessions(&mut out);
         self.render_by_type(&mut out, "received", |m| &m.received);
         self.render_by_type(&mut out, "sent", |m| &m.sent);
-        let simple: [(&str, &str, fn(&ShardMetrics) -> u64); 3] = [
+        let simple: [(&str, &str, Getter); 3] = [
             (
                 "events_delivered_total",
                 "EVENTs queued for subscribers.",
