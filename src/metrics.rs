@@ -60,6 +60,12 @@ static AUTH_FAILURES: [AtomicU64; AUTH_METHODS.len()] =
 
 /// Counts one failed authentication with `method` (`wampd_auth_failures_total{method}`).
 pub fn auth_failure(method: &str) {
+    // autobahn's SCRAM dialect names the method `scram`: one series for both.
+    let method = if method == "scram" {
+        "wamp-scram"
+    } else {
+        method
+    };
     let i = AUTH_METHODS
         .iter()
         .position(|m| *m == method)
@@ -429,6 +435,26 @@ mod tests {
         assert!(text.contains("wampd_call_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("wampd_call_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("wampd_call_duration_seconds_count 2"));
+    }
+
+    #[test]
+    fn auth_failures_are_counted_by_method_from_any_thread() {
+        let before = |m: &str| {
+            AUTH_FAILURES[AUTH_METHODS.iter().position(|x| *x == m).unwrap()].load(Relaxed)
+        };
+        let (scram, other) = (before("wamp-scram"), before("other"));
+        std::thread::spawn(|| {
+            auth_failure("scram");
+            auth_failure("wamp-scram");
+            auth_failure("made-up");
+        })
+        .join()
+        .unwrap();
+        assert!(before("wamp-scram") >= scram + 2);
+        assert!(before("other") > other);
+        let text = Registry::new(1, &[]).render();
+        assert!(text.contains("# TYPE wampd_auth_failures_total counter"));
+        assert!(text.contains("wampd_auth_failures_total{method=\"ticket\"}"));
     }
 
     #[test]
