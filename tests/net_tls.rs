@@ -185,3 +185,35 @@ fn reload_serves_new_connections_with_the_new_certificate_and_keeps_live_ones() 
     assert!(tls_connect(&addr, &ca2.ca_der, None).is_ok());
     server.stop();
 }
+
+#[test]
+fn tls_works_on_the_epoll_fallback_too() {
+    let ca = TestCa::new("net_tls_epoll");
+    let config = wampd::config::Config {
+        listen: vec![],
+        tls_listen: vec![wampd::config::TlsListener {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            files: wampd::config::TlsFiles {
+                cert: ca.dir.join("server.crt"),
+                key: ca.dir.join("server.key"),
+                client_ca: None,
+            },
+        }],
+        shards: 2,
+        pin_cores: false,
+        force_epoll: true,
+        ..Default::default()
+    };
+    let server = wampd::server::Server::start(config).expect("router starts");
+    assert!(matches!(server.driver, wampd::server::Driver::Epoll(_)));
+    let addr = server.tls_addrs()[0].to_string();
+    let mut sub = RsSession::join(tls_connect(&addr, &ca.ca_der, None).unwrap(), "realm1");
+    sub.subscribe("net.e");
+    let mut publisher = RsSession::join(tls_connect(&addr, &ca.ca_der, None).unwrap(), "realm1");
+    // A payload larger than one TLS record crosses several records each way.
+    for n in [1, 2, 3] {
+        publisher.publish_ack_padded("net.e", n, 100_000);
+        assert_eq!(sub.event_arg(), n);
+    }
+    server.stop();
+}

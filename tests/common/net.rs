@@ -179,12 +179,18 @@ impl<S: Read + Write> RsSession<S> {
 
     /// PUBLISH with acknowledge and one integer argument, and PUBLISHED.
     pub fn publish_ack(&mut self, topic: &str, n: u64) {
+        self.publish_ack_padded(topic, n, 0)
+    }
+
+    /// PUBLISH with acknowledge, an integer and a string of `pad` bytes, and PUBLISHED.
+    pub fn publish_ack_padded(&mut self, topic: &str, n: u64, pad: usize) {
         let request = self.req();
+        let padding = Val::Str("p".repeat(pad).into());
         self.send(&Message::Publish {
             request,
             options: Val::Dict(vec![("acknowledge".into(), Val::Bool(true))]),
             topic: topic.into(),
-            args: Some(Val::List(vec![Val::UInt(n)])),
+            args: Some(Val::List(vec![Val::UInt(n), padding])),
             kwargs: None,
         });
         self.recv_with(|m| assert!(matches!(m, Message::Published { .. }), "{m:?}"));
