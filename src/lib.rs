@@ -4,6 +4,7 @@
 //! - [`protocol`]: the wire format — message views over borrowed frames, json/msgpack/cbor, URIs.
 //! - [`transport`]: WebSocket and RawSocket framing, sans IO.
 //! - [`mesh`]: lock-free shard-to-shard channels.
+//! - [`metrics`]: per-shard counters and the Prometheus endpoint.
 //! - [`router`]: routing state (realms, broker, dealer, sessions) and the per-message hot path.
 //! - [`link`]: connections — handshakes, read loop, corked writes.
 //! - [`server`]: shards, runtimes, listeners.
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod link;
 pub mod mesh;
+pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use mimalloc::MiMalloc;
 use std::time::Duration;
-use wampd::config::{Config, SlowConsumerPolicy};
+use wampd::config::{Config, LogFormat, SlowConsumerPolicy, TlsFiles, TlsListener};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -87,6 +87,44 @@ struct Args {
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as wampd=debug).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+    /// Log line format: `text`, or `json` (one object per line, for log collectors).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// TCP address of a TLS listener: wss and RawSocket over TLS, plain clients too (repeatable;
+    /// needs --tls-cert and --tls-key).
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Vec<SocketAddr>,
+    /// Server certificate chain (PEM) of the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates the TLS listeners accept; clients may still connect
+    /// without one.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at GET /metrics on this address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+}
+
+/// Logs to stderr, as text or as one JSON object per line; in JSON the session's fields (session
+/// id, realm, authid) come with every line written on its behalf, from its span.
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn parse_realm_policy(s: &str) -> Result<(String, SlowConsumerPolicy), String> {
@@ -98,16 +136,10 @@ fn parse_realm_policy(s: &str) -> Result<(String, SlowConsumerPolicy), String> {
 
 fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&args.log_level, args.log_format);
 
     let mut config = Config::default();
-    if !args.listen.is_empty() || !args.unix.is_empty() {
+    if !args.listen.is_empty() || !args.unix.is_empty() || !args.tls_listen.is_empty() {
         config.listen = args.listen;
     }
     config.unix = args.unix;
@@ -134,6 +166,23 @@ fn main() {
     config.max_calls_per_caller = args.max_calls_per_caller;
     config.ring_capacity = args.ring_capacity;
     config.pin_cores = !args.no_pin;
+    config.log_format = args.log_format;
+    config.metrics = args.metrics;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        };
+        config.tls_listen = args
+            .tls_listen
+            .iter()
+            .map(|&addr| TlsListener {
+                addr,
+                files: files.clone(),
+            })
+            .collect();
+    }
 
     if let Err(e) = wampd::server::run(config) {
         eprintln!("wampd: {e}");

@@ -19,7 +19,9 @@ use std::time::Duration;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::Config;
+use crate::link::tls::TlsContext;
 use crate::link::{self, Shard};
+use crate::metrics::Registry;
 use crate::router::inspect::StateReport;
 use crate::router::realm::Realms;
 use crate::router::{Handoff, Incoming, IncomingStream, Limits, Router, ShardMesh};
@@ -54,6 +56,10 @@ pub fn run(config: Config) -> io::Result<()> {
         tracing::warn!("io_uring unavailable ({why}); using the epoll driver");
     }
     let mut addrs: Vec<String> = server.addrs.iter().map(|a| format!("tcp://{a}")).collect();
+    addrs.extend(server.tls_addrs.iter().map(|a| format!("tls://{a}")));
+    if let Some(a) = server.metrics_addr {
+        addrs.push(format!("metrics http://{a}/metrics"));
+    }
     addrs.extend(
         server
             .config
@@ -83,6 +89,10 @@ pub struct Server {
     stopping: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     addrs: Vec<std::net::SocketAddr>,
+    tls_addrs: Vec<std::net::SocketAddr>,
+    /// One per TLS listener, in the order of `config.tls_listen`.
+    tls: Vec<Arc<TlsContext>>,
+    metrics_addr: Option<std::net::SocketAddr>,
     /// The IO driver the shards run on.
     pub driver: Driver,
 }
@@ -119,11 +129,21 @@ impl Server {
             .iter()
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
+        let (tls_listeners, tls) = bind_tls(&config)?;
+        let tls_addrs = tls_listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
 
         let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
         let realms = Arc::new(Realms::new(&config.realms));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
+        let metrics = Arc::new(Registry::new(config.shards, &config.realms));
+        let metrics_addr = match config.metrics {
+            Some(addr) => Some(crate::metrics::serve(addr, metrics.clone())?),
+            None => None,
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
         for id in 0..config.shards {
@@ -135,6 +155,7 @@ impl Server {
                 auth: auth.clone(),
                 stopping: stopping.clone(),
                 connections: connections.clone(),
+                metrics: metrics.clone(),
             };
             let tx = tx.clone();
             threads.push(
@@ -165,7 +186,13 @@ impl Server {
             let admission = admission.clone();
             std::thread::Builder::new()
                 .name("wampd-accept".into())
-                .spawn(move || accept_tcp(l, &admission))?;
+                .spawn(move || accept_tcp(l, &admission, None))?;
+        }
+        for (l, ctx) in tls_listeners.into_iter().zip(&tls) {
+            let (admission, ctx) = (admission.clone(), ctx.clone());
+            std::thread::Builder::new()
+                .name("wampd-accept-tls".into())
+                .spawn(move || accept_tcp(l, &admission, Some(&ctx)))?;
         }
         for l in unix {
             let admission = admission.clone();
@@ -180,8 +207,33 @@ impl Server {
             stopping,
             threads,
             addrs,
+            tls_addrs,
+            tls,
+            metrics_addr,
             driver,
         })
+    }
+
+    /// Where `GET /metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The TLS listeners' addresses, in the order of `config.tls_listen`.
+    pub fn tls_addrs(&self) -> &[std::net::SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// Reads every TLS listener's certificate, key and client CA again; connections accepted from
+    /// now on use them, established ones keep theirs. A listener whose files cannot be used keeps
+    /// its old settings, and the error names the file.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        let errors: Vec<String> = self.tls.iter().filter_map(|t| t.reload().err()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     /// The TCP addresses the router listens on (with the ports the system chose for port 0).
@@ -240,6 +292,7 @@ struct ShardStart {
     auth: Arc<crate::auth::Auth>,
     stopping: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
+    metrics: Arc<Registry>,
 }
 
 /// What acceptor threads share: where connections go and whether they are admitted.
@@ -255,14 +308,20 @@ struct Admission {
 impl Admission {
     /// Hands a connection to the next shard, marked refused when over the session limit (it is still
     /// handed over, so that the refusal is a proper handshake answer rather than a reset).
-    fn admit(&self, stream: IncomingStream) {
+    fn admit(&self, stream: IncomingStream, tls: Option<Arc<rustls::ServerConfig>>) {
         if self.stopping.load(Ordering::Relaxed) {
             return; // shutting down: refuse by closing
         }
         let refused = self.connections.fetch_add(1, Ordering::Relaxed) >= self.max;
         let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.mesh.shards();
-        self.mesh
-            .push_conn(shard, Handoff::Conn(Incoming { stream, refused }));
+        self.mesh.push_conn(
+            shard,
+            Handoff::Conn(Incoming {
+                stream,
+                refused,
+                tls,
+            }),
+        );
     }
 }
 
@@ -278,12 +337,26 @@ fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn accept_tcp(l: std::net::TcpListener, admission: &Admission) {
+/// Binds the TLS listeners and loads their certificates; a certificate that cannot be used stops
+/// the start with an error naming its file.
+fn bind_tls(config: &Config) -> io::Result<(Vec<std::net::TcpListener>, Vec<Arc<TlsContext>>)> {
+    let mut listeners = Vec::new();
+    let mut contexts = Vec::new();
+    for t in &config.tls_listen {
+        let ctx = TlsContext::load(t.files.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        contexts.push(Arc::new(ctx));
+        listeners.push(bind_tcp(t.addr)?);
+    }
+    Ok((listeners, contexts))
+}
+
+fn accept_tcp(l: std::net::TcpListener, admission: &Admission, tls: Option<&TlsContext>) {
     loop {
         match l.accept() {
             Ok((s, _)) => {
                 let _ = s.set_nodelay(true);
-                admission.admit(IncomingStream::Tcp(s));
+                admission.admit(IncomingStream::Tcp(s), tls.map(|t| t.current()));
             }
             Err(e) => {
                 // Out of descriptors or similar: back off instead of spinning.
@@ -297,7 +370,7 @@ fn accept_tcp(l: std::net::TcpListener, admission: &Admission) {
 fn accept_unix(l: UnixListener, admission: &Admission) {
     loop {
         match l.accept() {
-            Ok((s, _)) => admission.admit(IncomingStream::Unix(s)),
+            Ok((s, _)) => admission.admit(IncomingStream::Unix(s), None),
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(50));
@@ -374,9 +447,12 @@ async fn shard_main(start: ShardStart) {
         auth,
         stopping,
         connections,
+        metrics,
     } = start;
+    metrics.install(id);
     let mut router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
     router.set_auth(auth);
+    router.set_metrics(metrics.shard(id));
     let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
     link::spawn_contained(link::flusher(shard.clone()));
     link::spawn_contained(ticker(shard.clone()));
@@ -409,6 +485,9 @@ async fn shard_main(start: ShardStart) {
             received += drained as u64;
             {
                 let mut router = shard.router.borrow_mut();
+                if drained > 0 {
+                    router.set_now(std::time::Instant::now());
+                }
                 for (src, msg) in batch.drain(..) {
                     on_mesh_contained(&mut router, id, src, msg);
                 }
@@ -525,14 +604,19 @@ async fn shutdown(shard: &Rc<Shard>) {
 }
 
 fn spawn_conn(shard: &Rc<Shard>, conn: Incoming) {
-    let refused = conn.refused;
+    let (refused, tls) = (conn.refused, conn.tls);
     match conn.stream {
         IncomingStream::Tcp(s) => {
             let fd = s.as_raw_fd();
             let _ = s.set_nonblocking(true);
+            let info = crate::transport::PeerInfo {
+                addr: s.peer_addr().ok(),
+                tls: None,
+            };
             match monoio::net::TcpStream::from_std(s) {
                 Ok(stream) => {
-                    link::spawn_contained(link::serve(shard.clone(), stream, fd, refused));
+                    let serve = link::serve(shard.clone(), stream, fd, refused, info, tls);
+                    link::spawn_contained(serve);
                 }
                 Err(e) => {
                     tracing::warn!("cannot adopt connection: {e}");
@@ -545,7 +629,9 @@ fn spawn_conn(shard: &Rc<Shard>, conn: Incoming) {
             let _ = s.set_nonblocking(true);
             match monoio::net::UnixStream::from_std(s) {
                 Ok(stream) => {
-                    link::spawn_contained(link::serve(shard.clone(), stream, fd, refused));
+                    let info = crate::transport::PeerInfo::default();
+                    let serve = link::serve(shard.clone(), stream, fd, refused, info, None);
+                    link::spawn_contained(serve);
                 }
                 Err(e) => {
                     tracing::warn!("cannot adopt connection: {e}");

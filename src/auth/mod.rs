@@ -300,6 +300,7 @@ impl Auth {
             "authentication failed"
         );
         self.limiter.record_failure(addr);
+        crate::metrics::auth_failure(method);
     }
 }
 

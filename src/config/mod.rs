@@ -2,6 +2,7 @@
 //! deployment allows. The command line (see `main.rs`) fills it; tests build it directly.
 
 pub mod file;
+pub mod net;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,44 @@ impl Default for AuthLimits {
     }
 }
 
+/// Where a TLS listener's certificate, key and optional client CA live (PEM files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// With a client CA, clients are asked for a certificate but need not present one: a client
+    /// without one may still log in by another method.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A TCP listener speaking TLS (a client that starts in plain text is still served plainly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsListener {
+    pub addr: SocketAddr,
+    pub files: TlsFiles,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?} (text|json)")),
+        }
+    }
+}
+
 /// The whole router configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -56,6 +95,12 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Unix domain socket paths serving RawSocket.
     pub unix: Vec<PathBuf>,
+    /// TCP listeners speaking TLS (wss and RawSocket over TLS on each).
+    pub tls_listen: Vec<TlsListener>,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), if any.
+    pub metrics: Option<SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Number of shards (one thread, one runtime, one core each).
     pub shards: usize,
     /// Realms that exist; a HELLO naming another realm is refused.
@@ -113,6 +158,9 @@ impl Default for Config {
         Config {
             listen: vec!["127.0.0.1:8080".parse().expect("static address")],
             unix: Vec::new(),
+            tls_listen: Vec::new(),
+            metrics: None,
+            log_format: LogFormat::Text,
             shards: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),

@@ -9,6 +9,7 @@
 //! can never start an HTTP request.
 
 pub mod rawsocket;
+pub mod tls;
 pub mod websocket;
 
 use std::cell::RefCell;
@@ -27,6 +28,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use crate::config::Config;
 use crate::router::session::{Closed, Peer};
 use crate::router::{Router, ShardMesh};
+use crate::transport::PeerInfo;
 
 /// First read buffer of a connection; it grows for large messages and shrinks back when idle, so an
 /// idle session costs little memory.
@@ -133,9 +135,17 @@ impl<F: Future<Output = ()>> Future for Contained<F> {
     }
 }
 
-/// Serves one accepted stream until it closes.
-pub async fn serve<S>(shard: Rc<Shard>, stream: S, fd: RawFd, refused: bool)
-where
+/// Serves one accepted stream until it closes. With `tls`, a stream whose first byte starts a TLS
+/// handshake is served over TLS, and plain streams are still served as they are, so one port can
+/// take both.
+pub async fn serve<S>(
+    shard: Rc<Shard>,
+    stream: S,
+    fd: RawFd,
+    refused: bool,
+    info: PeerInfo,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) where
     S: AsyncReadRent + AsyncWriteRent + Splitable + 'static,
     S::OwnedRead: AsyncReadRent + 'static,
     S::OwnedWrite: AsyncWriteRent + 'static,
@@ -143,19 +153,100 @@ where
     shard.live.set(shard.live.get() + 1);
     let _live = LiveGuard(&shard);
     let (mut rd, wr) = stream.into_split();
-    let timeout = shard.config.handshake_timeout;
-    let buf = BytesMut::with_capacity(READ_BUF_MIN);
-    let (res, buf) = match monoio::time::timeout(timeout, read_more(&mut rd, buf)).await {
-        Ok(r) => r,
-        Err(_) => return, // no byte within the handshake timeout
-    };
-    if !matches!(res, Ok(n) if n > 0) {
+    let deadline = monoio::time::Instant::now() + shard.config.handshake_timeout;
+    let Some(buf) = first_bytes(&mut rd, BytesMut::with_capacity(READ_BUF_MIN), deadline).await
+    else {
         return;
+    };
+    match tls {
+        Some(config) if buf[0] == tls::HANDSHAKE_RECORD => {
+            serve_tls(
+                shard.clone(),
+                rd,
+                wr,
+                buf,
+                fd,
+                refused,
+                info,
+                config,
+                deadline,
+            )
+            .await
+        }
+        _ => dispatch(shard.clone(), rd, wr, buf, fd, refused, info).await,
     }
+}
+
+/// Reads until `buf` holds at least one byte; None on end of stream, error or deadline.
+async fn first_bytes<R: AsyncReadRent>(
+    rd: &mut R,
+    mut buf: BytesMut,
+    deadline: monoio::time::Instant,
+) -> Option<BytesMut> {
+    while buf.is_empty() {
+        let (res, b) = monoio::time::timeout_at(deadline, read_more(rd, buf))
+            .await
+            .ok()?;
+        buf = b;
+        if !matches!(res, Ok(n) if n > 0) {
+            return None;
+        }
+    }
+    Some(buf)
+}
+
+/// Completes the TLS handshake (within the transport handshake's time), then serves the plaintext
+/// stream as a plain connection would be: RawSocket or WebSocket, told apart by its first byte.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls<R, W>(
+    shard: Rc<Shard>,
+    rd: R,
+    wr: W,
+    first: BytesMut,
+    fd: RawFd,
+    refused: bool,
+    mut info: PeerInfo,
+    config: Arc<rustls::ServerConfig>,
+    deadline: monoio::time::Instant,
+) where
+    R: AsyncReadRent + 'static,
+    W: AsyncWriteRent + 'static,
+{
+    let (mut rd, wr, tls_info) =
+        match monoio::time::timeout_at(deadline, tls::accept(rd, wr, first, config)).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = ?info.addr, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+    info.tls = Some(tls_info);
+    let Some(buf) = first_bytes(&mut rd, BytesMut::with_capacity(READ_BUF_MIN), deadline).await
+    else {
+        return;
+    };
+    dispatch(shard, rd, wr, buf, fd, refused, info).await
+}
+
+/// Serves a stream whose first bytes are in `buf`: RawSocket (first byte 0x7F) or WebSocket, or
+/// the refusal of either when the router is full.
+async fn dispatch<R, W>(
+    shard: Rc<Shard>,
+    rd: R,
+    wr: W,
+    buf: BytesMut,
+    fd: RawFd,
+    refused: bool,
+    info: PeerInfo,
+) where
+    R: AsyncReadRent,
+    W: AsyncWriteRent + 'static,
+{
     let rawsocket = buf[0] == crate::transport::rawsocket::MAGIC;
     match (rawsocket, refused) {
-        (true, false) => rawsocket::serve(shard.clone(), rd, wr, buf, fd).await,
-        (false, false) => websocket::serve(shard.clone(), rd, wr, buf, fd).await,
+        (true, false) => rawsocket::serve(shard.clone(), rd, wr, buf, fd, info).await,
+        (false, false) => websocket::serve(shard.clone(), rd, wr, buf, fd, info).await,
         (true, true) => rawsocket::refuse_full(wr).await,
         (false, true) => websocket::refuse_full(shard.clone(), rd, wr, buf).await,
     }
@@ -200,6 +291,9 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(mut wr: W, peer: Rc<Peer>, fd:
             Ok(()) => {
                 let (res, b) = wr.write_all(buf).await;
                 buf = b;
+                if res.is_ok() {
+                    crate::metrics::bytes_sent(buf.len());
+                }
                 buf.clear();
                 if buf.capacity() > 64 * 1024 {
                     buf = Vec::new(); // don't hold a burst's buffer while idle
@@ -338,6 +432,8 @@ pub(crate) struct Transport<R, W> {
     /// Bytes read past the handshake.
     pub buf: BytesMut,
     pub fd: RawFd,
+    /// What is known of the peer, for authentication and logs.
+    pub info: PeerInfo,
 }
 
 /// Serves a connection whose transport handshake succeeded: its outbox and writer, then the session
@@ -356,7 +452,7 @@ pub(crate) async fn establish<R, W, D>(
     let cfg = &shard.config;
     let mut conn =
         crate::router::Conn::new(enc, cfg.max_queue_bytes, cfg.max_queue_messages, max_frame);
-    conn.info.addr = remote_addr(t.fd);
+    conn.info = t.info;
     spawn_contained(write_loop(t.wr, conn.peer.clone(), t.fd));
     let mut rd = t.rd;
     run_session(shard, &mut rd, t.buf, &mut conn, &mut deframer, t.fd).await;
@@ -372,24 +468,42 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
     deframer: &mut D,
     fd: RawFd,
 ) {
-    let guard = SessionGuard { shard, conn };
-    let conn = &mut *guard.conn;
+    let mut guard = SessionGuard {
+        shard,
+        conn,
+        joined: None,
+    };
     let hello_deadline = monoio::time::Instant::now() + shard.config.hello_timeout;
     let last_rx = Rc::new(std::cell::Cell::new(std::time::Instant::now()));
     if let Some(idle) = shard.config.idle_timeout {
         spawn_contained(idle_watchdog(
             idle,
             last_rx.clone(),
-            conn.peer.clone(),
+            guard.conn.peer.clone(),
             deframer.ping_frame(),
             fd,
         ));
     }
     'conn: loop {
+        // With debug logging, the session's span is entered for a whole batch of messages (not
+        // per message), so every line logged meanwhile names the session. At the default level it
+        // is not: entering a span costs a few percent of a shard at RPC rates, and the warnings
+        // logged while routing name the session themselves.
+        let span = guard
+            .joined
+            .as_ref()
+            .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
+            .map(|(_, s)| s.clone());
+        let entered = span.as_ref().map(|s| s.enter());
+        let conn = &mut *guard.conn;
         while let Some(unit) = deframer.next(&mut buf) {
             match unit {
                 Inbound::Message(frame) => {
-                    if on_frame_contained(shard, conn, &frame) == crate::router::Flow::Close {
+                    let flow = on_frame_contained(shard, conn, &frame);
+                    if guard.joined.is_none() && conn.session.is_some() {
+                        guard.joined = joined(shard, conn);
+                    }
+                    if flow == crate::router::Flow::Close {
                         conn.peer.outbox.close(deframer.goodbye_frame());
                         break 'conn;
                     }
@@ -404,6 +518,7 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
                 }
             }
         }
+        drop(entered); // never held across an await: other sessions' tasks run there
         shard.request_flush();
         // Back-pressure: while another shard's ring is full, stop reading this connection (its
         // peer's TCP window closes) rather than staging messages without bound.
@@ -429,10 +544,31 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
         };
         buf = b;
         match res {
-            Ok(n) if n > 0 => last_rx.set(std::time::Instant::now()),
+            Ok(n) if n > 0 => {
+                let now = std::time::Instant::now();
+                last_rx.set(now);
+                shard.router.borrow_mut().set_now(now);
+            }
             _ => break,
         }
     }
+}
+
+/// A session has just joined: counts it in its realm's gauge, logs the join with what the
+/// transport knows of the peer, and returns its realm and log span.
+fn joined(shard: &Shard, conn: &crate::router::Conn) -> Option<(usize, tracing::Span)> {
+    let (realm, span) = shard.router.borrow().session_span(conn.session?)?;
+    crate::metrics::session_delta(realm, 1);
+    let tls = conn.info.tls.as_ref();
+    span.in_scope(|| {
+        tracing::debug!(
+            peer = ?conn.info.addr,
+            tls = tls.is_some(),
+            tls_client_cn = tls.and_then(|t| t.client_cn.as_deref()),
+            "session joined"
+        )
+    });
+    Some((realm, span))
 }
 
 /// Ends a connection's session when its reader stops, however it stops — returning, or unwinding
@@ -441,21 +577,21 @@ pub(crate) async fn run_session<R: AsyncReadRent, D: Deframer>(
 struct SessionGuard<'a> {
     shard: &'a Shard,
     conn: &'a mut crate::router::Conn,
+    /// The realm and log span of the session once it joined.
+    joined: Option<(usize, tracing::Span)>,
 }
 
 impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
+        let _entered = self.joined.as_ref().map(|(_, s)| s.enter());
+        if let Some((realm, _)) = &self.joined {
+            crate::metrics::session_delta(*realm, -1);
+            tracing::debug!("session left");
+        }
         if let Ok(mut router) = self.shard.router.try_borrow_mut() {
             router.on_disconnect(self.conn);
         }
         self.shard.request_flush();
         self.conn.peer.outbox.close(None);
     }
-}
-
-/// The TCP peer's address (None on a Unix socket), for throttling failed logins and for logs.
-fn remote_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
-    // SAFETY: the fd belongs to a stream that outlives this call; SockRef does not close it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&fd).peer_addr().ok()?.as_socket()
 }

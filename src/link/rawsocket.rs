@@ -12,8 +12,14 @@ use crate::router::wire::{Encoding, Wire};
 use crate::transport::rawsocket::{self, FrameType, HandshakeError};
 
 /// Serves a connection whose first byte is the RawSocket magic.
-pub async fn serve<R, W>(shard: Rc<Shard>, mut rd: R, mut wr: W, mut buf: BytesMut, fd: RawFd)
-where
+pub async fn serve<R, W>(
+    shard: Rc<Shard>,
+    mut rd: R,
+    mut wr: W,
+    mut buf: BytesMut,
+    fd: RawFd,
+    info: crate::transport::PeerInfo,
+) where
     R: AsyncReadRent,
     W: AsyncWriteRent + 'static,
 {
@@ -53,7 +59,13 @@ where
     let deframer = RsDeframer {
         decoder: rawsocket::Decoder::new(accept),
     };
-    let transport = Transport { rd, wr, buf, fd };
+    let transport = Transport {
+        rd,
+        wr,
+        buf,
+        fd,
+        info,
+    };
     establish(&shard, transport, enc, client.max_len() + 4, deframer).await;
 }
 

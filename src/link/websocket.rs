@@ -12,8 +12,14 @@ use crate::router::wire::{Encoding, Wire};
 use crate::transport::websocket::{self, Frame, HttpError, Opcode, Role};
 
 /// Serves a connection whose first bytes (in `buf`) are not RawSocket: an HTTP upgrade to WebSocket.
-pub async fn serve<R, W>(shard: Rc<Shard>, mut rd: R, mut wr: W, mut buf: BytesMut, fd: RawFd)
-where
+pub async fn serve<R, W>(
+    shard: Rc<Shard>,
+    mut rd: R,
+    mut wr: W,
+    mut buf: BytesMut,
+    fd: RawFd,
+    info: crate::transport::PeerInfo,
+) where
     R: AsyncReadRent,
     W: AsyncWriteRent + 'static,
 {
@@ -70,7 +76,13 @@ where
         decoder: websocket::Decoder::new(Role::Server, cfg.max_message_size).only(ser.is_binary()),
     };
     let max_frame = cfg.max_message_size + websocket::MAX_HEADER_LEN;
-    let transport = Transport { rd, wr, buf, fd };
+    let transport = Transport {
+        rd,
+        wr,
+        buf,
+        fd,
+        info,
+    };
     establish(&shard, transport, enc, max_frame, deframer).await;
 }
 

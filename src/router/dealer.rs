@@ -626,6 +626,7 @@ impl Router {
                 caller_enc: inv.caller_enc,
                 caller_max_frame: inv.caller_max_frame,
                 receive_progress: inv.receive_progress,
+                invoked: self.now,
             },
         );
         if inv.timeout_ms > 0 {
@@ -706,6 +707,8 @@ impl Router {
     ) -> Option<(PendingInvocation, Serializer)> {
         let session = self.sessions.get_mut(&sid)?;
         let pending = session.invocations.remove(&request)?;
+        self.metrics
+            .call_latency(self.now.saturating_duration_since(pending.invoked));
         Some((pending, session.peer.enc.ser))
     }
 

@@ -240,6 +240,8 @@ pub struct PendingInvocation {
     /// The caller asked for progressive results: a YIELD with `progress` becomes a RESULT with
     /// `progress` and the call stays pending; without it such YIELDs are dropped.
     pub receive_progress: bool,
+    /// When the INVOCATION was queued, for the call-latency histogram.
+    pub invoked: std::time::Instant,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod net;
 
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
