@@ -20,6 +20,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::Config;
 use crate::link::{self, Shard};
+use crate::router::authorize::Rules;
 use crate::router::inspect::StateReport;
 use crate::router::realm::Realms;
 use crate::router::{Handoff, Incoming, IncomingStream, Limits, Router, ShardMesh};
@@ -48,6 +49,7 @@ pub fn run(config: Config) -> io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
     let server = Server::start(config)?;
     if let Driver::Epoll(why) = &server.driver {
@@ -68,8 +70,13 @@ pub fn run(config: Config) -> io::Result<()> {
         server.driver.name(),
         server.config.realms.join(",")
     );
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            server.reload_file();
+            continue;
+        }
         tracing::info!(signal = sig, "shutting down");
+        break;
     }
     server.stop();
     Ok(())
@@ -80,6 +87,8 @@ pub struct Server {
     config: Arc<Config>,
     mesh: Arc<ShardMesh>,
     realms: Arc<Realms>,
+    /// The realm specs in force (reload replaces them).
+    specs: std::sync::Mutex<Vec<crate::config::file::RealmSpec>>,
     stopping: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     addrs: Vec<std::net::SocketAddr>,
@@ -118,6 +127,7 @@ impl Server {
 
         let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
         let realms = Arc::new(Realms::new(&config.realms));
+        let rules = Arc::new(Rules::compile(&realm_names(&realms), &config.realm_specs));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -128,6 +138,7 @@ impl Server {
                 config: config.clone(),
                 mesh: mesh.clone(),
                 realms: realms.clone(),
+                rules: rules.clone(),
                 stopping: stopping.clone(),
                 connections: connections.clone(),
             };
@@ -169,6 +180,7 @@ impl Server {
                 .spawn(move || accept_unix(l, &admission))?;
         }
         Ok(Server {
+            specs: std::sync::Mutex::new(config.realm_specs.clone()),
             config,
             mesh,
             realms,
@@ -207,6 +219,54 @@ impl Server {
         })
     }
 
+    /// Rereads the configuration file (SIGHUP) and hands every shard the new rules. A file with
+    /// errors changes nothing (each error is logged).
+    pub fn reload_file(&self) {
+        let Some(path) = &self.config.config_file else {
+            tracing::info!("SIGHUP: no configuration file to reload (started without --config)");
+            return;
+        };
+        let mut fresh = Config::default();
+        match crate::config::load::load(path, &mut fresh) {
+            Ok(_) => self.reload(&fresh.realm_specs),
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("{}:{e}", path.display());
+                }
+                tracing::error!("configuration not reloaded: the file has errors");
+            }
+        }
+    }
+
+    /// Replaces the realms' roles, permissions and principals on every shard. Sessions keep the
+    /// role they joined with; decisions from now on use the new rules. Realms cannot be added or
+    /// removed while running (their routing state is sized at start): a realm new in `specs` is
+    /// ignored until a restart, and a realm missing from `specs` keeps its rules (opening it to
+    /// everyone because a table was deleted would be the wrong surprise); both are logged.
+    pub fn reload(&self, specs: &[crate::config::file::RealmSpec]) {
+        let names = realm_names(&self.realms);
+        for s in specs
+            .iter()
+            .filter(|s| !names.iter().any(|n| **n == *s.name))
+        {
+            tracing::warn!(realm = %s.name, "reload: a realm cannot be added while running; restart to serve it");
+        }
+        let mut current = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = specs.to_vec();
+        for old in current.iter() {
+            if !specs.iter().any(|s| s.name == old.name) {
+                tracing::warn!(realm = %old.name, "reload: realm no longer in the file; it keeps its rules until a restart");
+                next.push(old.clone());
+            }
+        }
+        let rules = Arc::new(Rules::compile(&names, &next));
+        *current = next;
+        for shard in 0..self.mesh.shards() {
+            self.mesh.push_conn(shard, Handoff::Rules(rules.clone()));
+        }
+        tracing::info!(realms = specs.len(), "configuration reloaded");
+    }
+
     /// Stops accepting, says GOODBYE to every session, lets the shards flush their queues (bounded
     /// by the shutdown grace period) and waits for the shard threads to end.
     pub fn stop(self) {
@@ -223,6 +283,10 @@ impl Server {
     }
 }
 
+fn realm_names(realms: &Realms) -> Vec<Arc<str>> {
+    (0..realms.len()).map(|i| realms.name(i).clone()).collect()
+}
+
 /// How long shards wait for sessions to be flushed and closed at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -232,6 +296,7 @@ struct ShardStart {
     config: Arc<Config>,
     mesh: Arc<ShardMesh>,
     realms: Arc<Realms>,
+    rules: Arc<Rules>,
     stopping: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
 }
@@ -365,10 +430,12 @@ async fn shard_main(start: ShardStart) {
         config,
         mesh,
         realms,
+        rules,
         stopping,
         connections,
     } = start;
-    let router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
+    let mut router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
+    router.set_rules(rules);
     let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
     link::spawn_contained(link::flusher(shard.clone()));
     link::spawn_contained(ticker(shard.clone()));
@@ -393,6 +460,7 @@ async fn shard_main(start: ShardStart) {
                     Handoff::Inspect(reply) => {
                         let _ = reply.send(shard.router.borrow().inspect());
                     }
+                    Handoff::Rules(rules) => shard.router.borrow_mut().set_rules(rules),
                 }
             }
             mesh.drain(id, BUDGET, &mut batch);

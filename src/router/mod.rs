@@ -10,6 +10,7 @@
 //! through the mesh. See [`realm`] for where routing state lives and why.
 
 pub mod authority;
+pub mod authorize;
 pub mod broker;
 pub mod dealer;
 pub mod ids;
@@ -66,6 +67,8 @@ pub enum Handoff {
     Conn(Incoming),
     /// A request for the shard's routing state (consistency checks, diagnostics).
     Inspect(std::sync::mpsc::Sender<inspect::ShardReport>),
+    /// New authorization rules (configuration reloaded).
+    Rules(Arc<authorize::Rules>),
 }
 
 /// The mesh type the router uses.
@@ -239,6 +242,8 @@ pub struct Router {
     limits: Limits,
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
+    /// Who may do what (see [`authorize`]).
+    rules: Arc<authorize::Rules>,
 }
 
 impl Router {
@@ -263,6 +268,7 @@ impl Router {
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
+            rules: Arc::new(authorize::Rules::open()),
         }
     }
 
@@ -300,6 +306,9 @@ impl Router {
         }
         if let Err(e) = msg.check_options() {
             return self.violation(conn, &e.to_string());
+        }
+        if !self.authorized(sid, &msg) {
+            return Flow::Continue;
         }
         match msg {
             Message::Publish {
@@ -437,8 +446,16 @@ impl Router {
         }
         conn.peer.id.set(id);
         conn.peer.outbox.set_policy(self.policies[realm_idx]);
+        let role = match self.rules.anonymous_role(realm_idx) {
+            Ok(role) => role.unwrap_or("anonymous").to_string(),
+            Err(()) => {
+                let why = "this realm does not accept anonymous sessions";
+                self.abort(conn, errors::NO_MATCHING_AUTH_METHOD, why);
+                return Flow::Close;
+            }
+        };
         conn.session = Some(id);
-        let identity = Arc::new(Identity::anonymous(id, "anonymous"));
+        let identity = Arc::new(Identity::anonymous(id, &role));
         let features = ClientFeatures::from_hello(&details);
         let realm_name = self.realms.name(realm_idx).clone();
         let welcome = Message::Welcome {
