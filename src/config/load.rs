@@ -108,7 +108,7 @@ impl<'a, 'i> Errors<'a, 'i> {
 
     /// Records a deserialization error of the value at `path`, pointing at the key inside it that the
     /// error's span falls in.
-    fn from_toml(&mut self, path: &KeyPath, value: &Spanned<DeValue<'_>>, e: &toml::de::Error) {
+    fn record_toml(&mut self, path: &KeyPath, value: &Spanned<DeValue<'_>>, e: &toml::de::Error) {
         let span = e.span().unwrap_or_else(|| value.span());
         let mut key = path.to_string();
         deepest_key(value, span.start, &mut key);
@@ -151,7 +151,7 @@ fn locate(root: &Spanned<DeTable<'_>>, path: &KeyPath) -> Range<usize> {
                     (s, v)
                 })
             }
-            (Seg::Index(i), _, Some(a)) => a.iter().nth(*i).map(|v| (v.span(), v)),
+            (Seg::Index(i), _, Some(a)) => a.get(*i).map(|v| (v.span(), v)),
             _ => None,
         };
         let Some((s, v)) = next else { break };
@@ -198,7 +198,7 @@ fn typed<T: DeserializeOwned>(
     match T::deserialize(ValueDeserializer::from(value.clone())) {
         Ok(v) => Some(v),
         Err(e) => {
-            errors.from_toml(path, value, &e);
+            errors.record_toml(path, value, &e);
             None
         }
     }

@@ -108,6 +108,17 @@ pub enum Disclosure {
     OnRequest,
 }
 
+/// What an anonymous session of a realm becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonymousRole<'a> {
+    /// The realm has no rules: any role name will do, everything is allowed.
+    Open,
+    /// The realm's `anonymous_role`.
+    Role(&'a str),
+    /// The realm has rules but no `anonymous_role`: anonymous sessions are refused.
+    Refused,
+}
+
 /// The rules of one realm that has a `[[realm]]` entry.
 pub struct RealmRules {
     /// The realm's entry as configured (principals, anonymous role, authenticator, authorizer).
@@ -204,12 +215,14 @@ impl Rules {
         }
     }
 
-    /// The role an anonymous session of realm `realm` gets: `Ok(None)` for an open realm (the caller
-    /// picks its default), `Err(())` where anonymous sessions are refused.
-    pub fn anonymous_role(&self, realm: usize) -> Result<Option<&str>, ()> {
+    /// The role an anonymous session of realm `realm` gets.
+    pub fn anonymous_role(&self, realm: usize) -> AnonymousRole<'_> {
         match self.realm(realm) {
-            None => Ok(None),
-            Some(r) => r.spec.anonymous_role.as_deref().map(Some).ok_or(()),
+            None => AnonymousRole::Open,
+            Some(r) => match r.spec.anonymous_role.as_deref() {
+                Some(role) => AnonymousRole::Role(role),
+                None => AnonymousRole::Refused,
+            },
         }
     }
 }
@@ -389,8 +402,8 @@ mod tests {
     #[test]
     fn anonymous_role_per_realm() {
         let r = rules(vec![]);
-        assert_eq!(r.anonymous_role(0), Ok(Some("a")));
-        assert_eq!(r.anonymous_role(1), Ok(None));
+        assert_eq!(r.anonymous_role(0), AnonymousRole::Role("a"));
+        assert_eq!(r.anonymous_role(1), AnonymousRole::Open);
         let closed = Rules::compile(
             &["c".into()],
             &[RealmSpec {
@@ -398,6 +411,6 @@ mod tests {
                 ..Default::default()
             }],
         );
-        assert_eq!(closed.anonymous_role(0), Err(()));
+        assert_eq!(closed.anonymous_role(0), AnonymousRole::Refused);
     }
 }

@@ -447,8 +447,9 @@ impl Router {
         conn.peer.id.set(id);
         conn.peer.outbox.set_policy(self.policies[realm_idx]);
         let role = match self.rules.anonymous_role(realm_idx) {
-            Ok(role) => role.unwrap_or("anonymous").to_string(),
-            Err(()) => {
+            authorize::AnonymousRole::Open => "anonymous".to_string(),
+            authorize::AnonymousRole::Role(role) => role.to_string(),
+            authorize::AnonymousRole::Refused => {
                 let why = "this realm does not accept anonymous sessions";
                 self.abort(conn, errors::NO_MATCHING_AUTH_METHOD, why);
                 return Flow::Close;
