@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::link::tls::TlsContext;
 use crate::link::{self, Shard};
 use crate::metrics::Registry;
+use crate::router::authorize::Rules;
 use crate::router::inspect::StateReport;
 use crate::router::realm::Realms;
 use crate::router::{Handoff, Incoming, IncomingStream, Limits, Router, ShardMesh};
@@ -50,6 +51,7 @@ pub fn run(config: Config) -> io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
     let server = Server::start(config)?;
     if let Driver::Epoll(why) = &server.driver {
@@ -74,8 +76,16 @@ pub fn run(config: Config) -> io::Result<()> {
         server.driver.name(),
         server.config.realms.join(",")
     );
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            server.reload_file();
+            if let Err(e) = server.reload_tls() {
+                tracing::error!("TLS certificates not reloaded: {e}");
+            }
+            continue;
+        }
         tracing::info!(signal = sig, "shutting down");
+        break;
     }
     server.stop();
     Ok(())
@@ -86,6 +96,9 @@ pub struct Server {
     config: Arc<Config>,
     mesh: Arc<ShardMesh>,
     realms: Arc<Realms>,
+    /// The realm specs in force and the authentication rules built from them (reload replaces
+    /// both).
+    specs: std::sync::Mutex<(Vec<crate::config::file::RealmSpec>, Arc<crate::auth::Auth>)>,
     stopping: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     addrs: Vec<std::net::SocketAddr>,
@@ -137,6 +150,7 @@ impl Server {
 
         let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
         let realms = Arc::new(Realms::new(&config.realms));
+        let rules = Arc::new(Rules::compile(&realm_names(&realms), &config.realm_specs));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let metrics = Arc::new(Registry::new(config.shards, &config.realms));
@@ -153,6 +167,7 @@ impl Server {
                 mesh: mesh.clone(),
                 realms: realms.clone(),
                 auth: auth.clone(),
+                rules: rules.clone(),
                 stopping: stopping.clone(),
                 connections: connections.clone(),
                 metrics: metrics.clone(),
@@ -201,6 +216,7 @@ impl Server {
                 .spawn(move || accept_unix(l, &admission))?;
         }
         Ok(Server {
+            specs: std::sync::Mutex::new((config.realm_specs.clone(), auth.clone())),
             config,
             mesh,
             realms,
@@ -264,6 +280,63 @@ impl Server {
         })
     }
 
+    /// Rereads the configuration file (SIGHUP) and hands every shard the new rules. A file with
+    /// errors changes nothing (each error is logged).
+    pub fn reload_file(&self) {
+        let Some(path) = &self.config.config_file else {
+            tracing::info!("SIGHUP: no configuration file to reload (started without --config)");
+            return;
+        };
+        let mut fresh = Config::default();
+        match crate::config::load::load(path, &mut fresh) {
+            Ok(_) => self.reload(&fresh.realm_specs),
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("{}:{e}", path.display());
+                }
+                tracing::error!("configuration not reloaded: the file has errors");
+            }
+        }
+    }
+
+    /// Replaces the realms' roles, permissions and principals on every shard. Sessions keep the
+    /// role they joined with; decisions from now on use the new rules. Realms cannot be added or
+    /// removed while running (their routing state is sized at start): a realm new in `specs` is
+    /// ignored until a restart, and a realm missing from `specs` keeps its rules (opening it to
+    /// everyone because a table was deleted would be the wrong surprise); both are logged.
+    pub fn reload(&self, specs: &[crate::config::file::RealmSpec]) {
+        let names = realm_names(&self.realms);
+        for s in specs
+            .iter()
+            .filter(|s| !names.iter().any(|n| **n == *s.name))
+        {
+            tracing::warn!(realm = %s.name, "reload: a realm cannot be added while running; restart to serve it");
+        }
+        let mut current = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = specs.to_vec();
+        for old in current.0.iter() {
+            if !specs.iter().any(|s| s.name == old.name) {
+                tracing::warn!(realm = %old.name, "reload: realm no longer in the file; it keeps its rules until a restart");
+                next.push(old.clone());
+            }
+        }
+        // Key derivation for the principals runs here, on the signal thread, never on a shard.
+        let auth = match current.1.rebuild(&next) {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                tracing::error!("configuration not reloaded: {e}");
+                return;
+            }
+        };
+        let rules = Arc::new(Rules::compile(&names, &next));
+        *current = (next, auth.clone());
+        for shard in 0..self.mesh.shards() {
+            self.mesh
+                .push_conn(shard, Handoff::Rules(rules.clone(), auth.clone()));
+        }
+        tracing::info!(realms = specs.len(), "configuration reloaded");
+    }
+
     /// Stops accepting, says GOODBYE to every session, lets the shards flush their queues (bounded
     /// by the shutdown grace period) and waits for the shard threads to end.
     pub fn stop(self) {
@@ -280,6 +353,10 @@ impl Server {
     }
 }
 
+fn realm_names(realms: &Realms) -> Vec<Arc<str>> {
+    (0..realms.len()).map(|i| realms.name(i).clone()).collect()
+}
+
 /// How long shards wait for sessions to be flushed and closed at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -290,6 +367,7 @@ struct ShardStart {
     mesh: Arc<ShardMesh>,
     realms: Arc<Realms>,
     auth: Arc<crate::auth::Auth>,
+    rules: Arc<Rules>,
     stopping: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
     metrics: Arc<Registry>,
@@ -445,6 +523,7 @@ async fn shard_main(start: ShardStart) {
         mesh,
         realms,
         auth,
+        rules,
         stopping,
         connections,
         metrics,
@@ -453,6 +532,7 @@ async fn shard_main(start: ShardStart) {
     let mut router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
     router.set_auth(auth);
     router.set_metrics(metrics.shard(id));
+    router.set_rules(rules);
     let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
     link::spawn_contained(link::flusher(shard.clone()));
     link::spawn_contained(ticker(shard.clone()));
@@ -477,6 +557,11 @@ async fn shard_main(start: ShardStart) {
                     Handoff::Conn(conn) => spawn_conn(&shard, conn),
                     Handoff::Inspect(reply) => {
                         let _ = reply.send(shard.router.borrow().inspect());
+                    }
+                    Handoff::Rules(rules, auth) => {
+                        let mut router = shard.router.borrow_mut();
+                        router.set_rules(rules);
+                        router.set_auth(auth);
                     }
                 }
             }

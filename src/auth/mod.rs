@@ -25,6 +25,7 @@ pub mod wampcra;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -142,7 +143,8 @@ pub(crate) struct RealmAuth {
 /// shards (read-only but for the limiter).
 pub struct Auth {
     realms: HashMap<String, RealmAuth>,
-    limiter: Limiter,
+    /// Shared with the rules a reload builds, so that throttling survives a SIGHUP.
+    limiter: Arc<Limiter>,
     /// Keys mock challenges so that they look the same on every attempt for one authid.
     mock_key: [u8; 32],
 }
@@ -151,7 +153,7 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             realms: HashMap::new(),
-            limiter: Limiter::new(AuthLimits::default()),
+            limiter: Arc::new(Limiter::new(AuthLimits::default())),
             mock_key: random_bytes(),
         }
     }
@@ -167,8 +169,22 @@ impl Auth {
         }
         Ok(Auth {
             realms,
-            limiter: Limiter::new(limits),
+            limiter: Arc::new(Limiter::new(limits)),
             mock_key: random_bytes(),
+        })
+    }
+
+    /// The rules of `specs` (a reloaded file), keeping this one's failure counts and mock key:
+    /// a reload neither forgives a throttled address nor changes what an unknown authid sees.
+    pub fn rebuild(&self, specs: &[RealmSpec]) -> Result<Auth, String> {
+        let mut realms = HashMap::new();
+        for spec in specs {
+            realms.insert(spec.name.clone(), RealmAuth::build(spec)?);
+        }
+        Ok(Auth {
+            realms,
+            limiter: self.limiter.clone(),
+            mock_key: self.mock_key,
         })
     }
 

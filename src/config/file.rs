@@ -19,6 +19,36 @@ pub struct FileConfig {
     /// Realms, with their roles, principals and dynamic authenticator/authorizer.
     #[serde(default)]
     pub realm: Vec<RealmSpec>,
+    /// Limits and tuning otherwise given as command-line flags (a flag given wins).
+    pub router: Option<RouterSpec>,
+}
+
+/// `[router]`: the command line's limits, so that a deployment can keep them in one file. Each key
+/// has the meaning and default of the flag of the same name (with `-` written `_`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    pub shards: Option<usize>,
+    pub max_message_size: Option<usize>,
+    pub max_queue_bytes: Option<usize>,
+    pub max_queue_messages: Option<usize>,
+    /// `drop` or `disconnect`.
+    pub slow_consumer: Option<String>,
+    pub max_sessions: Option<usize>,
+    /// Seconds.
+    pub handshake_timeout: Option<u64>,
+    /// Seconds.
+    pub hello_timeout: Option<u64>,
+    /// Seconds; 0 turns idle pings off.
+    pub idle_timeout: Option<u64>,
+    pub max_uri_length: Option<usize>,
+    pub lenient_request_ids: Option<bool>,
+    pub max_subscriptions_per_session: Option<usize>,
+    pub max_registrations_per_session: Option<usize>,
+    pub max_pending_invocations: Option<usize>,
+    pub ring_capacity: Option<usize>,
+    /// Pin shard threads to cores (the opposite of `--no-pin`).
+    pub pin: Option<bool>,
 }
 
 /// One `[[listen]]` table: exactly one of `address` and `unix`.

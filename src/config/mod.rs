@@ -2,6 +2,7 @@
 //! deployment allows. The command line (see `main.rs`) fills it; tests build it directly.
 
 pub mod file;
+pub mod load;
 pub mod net;
 
 use std::net::SocketAddr;
@@ -151,6 +152,8 @@ pub struct Config {
     pub pin_cores: bool,
     /// Force the epoll (legacy) driver even where io_uring works.
     pub force_epoll: bool,
+    /// The configuration file this came from, reread on SIGHUP.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -186,6 +189,7 @@ impl Default for Config {
             ring_capacity: crate::mesh::RING_CAPACITY,
             pin_cores: true,
             force_epoll: false,
+            config_file: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! through the mesh. See [`realm`] for where routing state lives and why.
 
 pub mod authority;
+pub mod authorize;
 pub mod broker;
 pub mod calls;
 pub mod dealer;
@@ -77,6 +78,8 @@ pub enum Handoff {
     Conn(Incoming),
     /// A request for the shard's routing state (consistency checks, diagnostics).
     Inspect(std::sync::mpsc::Sender<inspect::ShardReport>),
+    /// New authorization and authentication rules (configuration reloaded).
+    Rules(Arc<authorize::Rules>, Arc<crate::auth::Auth>),
 }
 
 /// The mesh type the router uses.
@@ -291,6 +294,8 @@ pub struct Router {
     now: std::time::Instant,
     /// This shard's counters, written directly (no thread-local lookup per message).
     metrics: Arc<crate::metrics::ShardMetrics>,
+    /// Who may do what (see [`authorize`]).
+    rules: Arc<authorize::Rules>,
 }
 
 impl Router {
@@ -321,6 +326,7 @@ impl Router {
             awaiting: AHashMap::new(),
             now: std::time::Instant::now(),
             metrics: crate::metrics::ShardMetrics::detached(),
+            rules: Arc::new(authorize::Rules::open()),
         }
     }
 
@@ -381,6 +387,9 @@ impl Router {
         }
         if let Err(e) = msg.check_options() {
             return self.violation(conn, &e.to_string());
+        }
+        if !self.authorized(sid, &msg) {
+            return Flow::Continue;
         }
         match msg {
             Message::Publish {

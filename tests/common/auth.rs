@@ -1,7 +1,10 @@
 //! Shared by the authentication tests: one realm with a principal per method, and a router started
 //! in process with those rules.
 
-use wampd::config::file::{Kdf, PrincipalSpec, ProcedureRef, RealmSpec, ScramSpec, WampCraSpec};
+use wampd::config::file::{
+    Action, Kdf, MatchKind, PermissionSpec, PrincipalSpec, ProcedureRef, RealmSpec, RoleSpec,
+    ScramSpec, WampCraSpec,
+};
 use wampd::config::{AuthLimits, Config};
 
 use super::InProcess;
@@ -89,6 +92,25 @@ pub fn realm_spec() -> RealmSpec {
             procedure: AUTHENTICATOR.into(),
             realm: AUTH_SERVICE_REALM.into(),
         }),
+        // Authentication is what these tests are about: every role they log in with may do
+        // everything (a role the realm does not define may do nothing).
+        role: ["frontend", "backend", "dynrole", "r2"]
+            .into_iter()
+            .map(|name| RoleSpec {
+                name: name.into(),
+                permission: vec![PermissionSpec {
+                    uri: String::new(),
+                    match_: MatchKind::Prefix,
+                    allow: vec![
+                        Action::Call,
+                        Action::Register,
+                        Action::Publish,
+                        Action::Subscribe,
+                    ],
+                    disclose: vec![],
+                }],
+            })
+            .collect(),
         ..Default::default()
     }
 }

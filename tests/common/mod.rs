@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod authz;
+
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message as WsMessage;
 use wampd::protocol::{Message, Serializer, Val};

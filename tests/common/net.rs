@@ -251,6 +251,11 @@ impl LoggedRouter {
         }
     }
 
+    /// The router process's id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address after `scheme://` in the start line.
     pub fn addr(&self, scheme: &str) -> String {
         self.start_line

@@ -13,7 +13,7 @@ pipq=(-q --disable-pip-version-check)
 # UBJSON serializer, and the published bjdata wheel is such a module).
 import_clean() {
     local out
-    out="$("$venv/bin/python" -c 'import autobahn.wamp.serializer, autobahn.asyncio.rawsocket, autobahn.asyncio.websocket, cbor2, msgpack, argon2, nacl, prometheus_client' 2>&1)" || {
+    out="$("$venv/bin/python" -c 'import autobahn.wamp.serializer, autobahn.asyncio.rawsocket, autobahn.asyncio.websocket, cbor2, msgpack, argon2, nacl, base58, prometheus_client' 2>&1)" || {
         printf '%s\n' "$out" >&2
         return 1
     }

@@ -1,0 +1,367 @@
+use super::*;
+
+fn load(text: &str) -> Result<(Loaded, Config), Vec<ConfigError>> {
+    let mut config = Config::default();
+    let loaded = load_str(text, Path::new("/etc/wampd"), &mut config)?;
+    Ok((loaded, config))
+}
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match load(text) {
+        Ok(_) => panic!("expected errors in:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts that exactly the (line, key) pairs given were reported, with `fragment` in each message.
+fn assert_errors(text: &str, want: &[(usize, &str, &str)]) {
+    let got = errors(text);
+    let pairs: Vec<(usize, &str)> = got.iter().map(|e| (e.line, e.key.as_str())).collect();
+    let wanted: Vec<(usize, &str)> = want.iter().map(|(l, k, _)| (*l, *k)).collect();
+    assert_eq!(pairs, wanted, "errors: {got:#?}");
+    for (e, (_, _, frag)) in got.iter().zip(want) {
+        assert!(e.message.contains(frag), "{:?} lacks {frag:?}", e.message);
+    }
+}
+
+const GOOD: &str = r#"
+[[listen]]
+address = "127.0.0.1:18080"
+[[listen]]
+unix = "wampd.sock"
+[router]
+shards = 3
+slow_consumer = "drop"
+idle_timeout = 0
+[[realm]]
+name = "realm1"
+anonymous_role = "guest"
+  [[realm.role]]
+  name = "guest"
+    [[realm.role.permission]]
+    uri = "com.example."
+    match = "prefix"
+    allow = ["call", "subscribe"]
+  [[realm.principal]]
+  authid = "joe"
+  role = "guest"
+  ticket = "secret"
+[[realm]]
+name = "auth"
+"#;
+
+#[test]
+fn a_good_file_applies() {
+    let (loaded, c) = load(GOOD).unwrap();
+    assert_eq!(c.listen, vec!["127.0.0.1:18080".parse().unwrap()]);
+    assert_eq!(c.unix, vec![PathBuf::from("/etc/wampd/wampd.sock")]);
+    assert_eq!(c.shards, 3);
+    assert_eq!(c.slow_consumer, SlowConsumerPolicy::Drop);
+    assert_eq!(c.realms, vec!["realm1".to_string(), "auth".to_string()]);
+    assert_eq!(c.realm_specs.len(), 2);
+    assert_eq!(loaded.file.realm[0].role[0].permission.len(), 1);
+    assert_eq!(loaded.base_dir, PathBuf::from("/etc/wampd"));
+}
+
+#[test]
+fn an_empty_file_keeps_the_defaults() {
+    let (_, c) = load("").unwrap();
+    let d = Config::default();
+    assert_eq!(c.listen, d.listen);
+    assert_eq!(c.realms, d.realms);
+    assert!(c.realm_specs.is_empty());
+}
+
+#[test]
+fn syntax_errors_name_their_line() {
+    let got = errors("[router]\nshards = 2\nthis is not toml\n");
+    assert!(!got.is_empty());
+    assert_eq!(got[0].line, 3, "{got:?}");
+}
+
+#[test]
+fn unknown_keys_everywhere_are_all_reported() {
+    assert_errors(
+        r#"colour = "blue"
+[[listen]]
+address = "127.0.0.1:1"
+port = 3
+[[realm]]
+name = "r"
+anonymous_role = "a"
+  [[realm.role]]
+  name = "a"
+  colour = 1
+    [[realm.role.permission]]
+    uri = "x"
+    allowed = ["call"]
+  [[realm.principal]]
+  authid = "j"
+  role = "a"
+  tiket = "s"
+"#,
+        &[
+            (1, "colour", "unknown key"),
+            (4, "listen[0].port", "unknown field"),
+            (10, "realm[0].role[0].colour", "unknown field"),
+            (
+                13,
+                "realm[0].role[0].permission[0].allowed",
+                "unknown field",
+            ),
+            (17, "realm[0].principal[0].tiket", "unknown field"),
+        ],
+    );
+}
+
+#[test]
+fn bad_values_are_reported_at_their_key() {
+    assert_errors(
+        r#"[[realm]]
+name = "r"
+anonymous_role = "a"
+  [[realm.role]]
+  name = "a"
+    [[realm.role.permission]]
+    uri = "x"
+    match = "regex"
+    [[realm.role.permission]]
+    uri = "y"
+    allow = ["call", "delete"]
+    [[realm.role.permission]]
+    uri = "z"
+    disclose = ["callee"]
+"#,
+        &[
+            (8, "realm[0].role[0].permission[0].match", "unknown variant"),
+            (
+                11,
+                "realm[0].role[0].permission[1].allow[1]",
+                "unknown variant",
+            ),
+            (
+                14,
+                "realm[0].role[0].permission[2].disclose[0]",
+                "unknown variant",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn undefined_roles_are_errors() {
+    assert_errors(
+        r#"[[realm]]
+name = "r"
+anonymous_role = "nobody"
+  [[realm.role]]
+  name = "a"
+  [[realm.principal]]
+  authid = "j"
+  role = "b"
+  ticket = "t"
+"#,
+        &[
+            (3, "realm[0].anonymous_role", "not defined"),
+            (8, "realm[0].principal[0].role", "not defined"),
+        ],
+    );
+}
+
+#[test]
+fn duplicates_are_errors() {
+    assert_errors(
+        r#"[[realm]]
+name = "r"
+  [[realm.role]]
+  name = "a"
+    [[realm.role.permission]]
+    uri = "x."
+    match = "prefix"
+    [[realm.role.permission]]
+    uri = "x."
+    match = "prefix"
+  [[realm.role]]
+  name = "a"
+  [[realm.principal]]
+  authid = "j"
+  role = "a"
+  ticket = "t"
+  [[realm.principal]]
+  authid = "j"
+  role = "a"
+  ticket = "u"
+[[realm]]
+name = "r"
+"#,
+        &[
+            (9, "realm[0].role[0].permission[1].uri", "already given"),
+            (12, "realm[0].role[1].name", "defined twice"),
+            (18, "realm[0].principal[1].authid", "defined twice"),
+            (22, "realm[1].name", "defined twice"),
+        ],
+    );
+}
+
+#[test]
+fn bad_uris_and_realm_names() {
+    assert_errors(
+        r#"[[realm]]
+name = "bad realm"
+  [[realm.role]]
+  name = "a"
+    [[realm.role.permission]]
+    uri = "com..x"
+    [[realm.role.permission]]
+    uri = "com.#.x"
+    match = "wildcard"
+    [[realm.role.permission]]
+    uri = ""
+    match = "prefix"
+"#,
+        &[
+            (2, "realm[0].name", "not a valid realm name"),
+            (
+                6,
+                "realm[0].role[0].permission[0].uri",
+                "not a valid exact pattern",
+            ),
+            (
+                8,
+                "realm[0].role[0].permission[1].uri",
+                "not a valid wildcard pattern",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn bad_addresses_and_listeners() {
+    assert_errors(
+        r#"[[listen]]
+address = "localhost"
+[[listen]]
+[[listen]]
+address = "127.0.0.1:1"
+unix = "/tmp/x"
+[[listen]]
+unix = "/tmp/y"
+tls = { cert = "c", key = "k" }
+"#,
+        &[
+            (2, "listen[0].address", "not an address"),
+            (3, "listen[1]", "exactly one"),
+            (4, "listen[2]", "exactly one"),
+            (9, "listen[3].tls", "TCP listeners only"),
+        ],
+    );
+}
+
+#[test]
+fn tls_listeners_and_metrics_are_mapped_relative_to_the_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut config = Config::default();
+    load_str(
+        r#"[[listen]]
+address = "127.0.0.1:18443"
+tls = { cert = "Cargo.toml", key = "Cargo.lock", client_ca = "README.md" }
+[[listen]]
+address = "127.0.0.1:18080"
+[metrics]
+listen = "127.0.0.1:19100"
+"#,
+        dir,
+        &mut config,
+    )
+    .expect("valid");
+    assert_eq!(config.listen, vec!["127.0.0.1:18080".parse().unwrap()]);
+    assert_eq!(config.tls_listen.len(), 1);
+    let t = &config.tls_listen[0];
+    assert_eq!(t.addr, "127.0.0.1:18443".parse().unwrap());
+    assert_eq!(t.files.cert, dir.join("Cargo.toml"));
+    assert_eq!(t.files.client_ca, Some(dir.join("README.md")));
+    assert_eq!(config.metrics, Some("127.0.0.1:19100".parse().unwrap()));
+}
+
+#[test]
+fn missing_certificates_and_bad_metrics_name_their_keys() {
+    assert_errors(
+        r#"[[listen]]
+address = "127.0.0.1:18443"
+tls = { cert = "missing.crt", key = "missing.key" }
+[metrics]
+listen = "nine"
+"#,
+        &[
+            (3, "listen[0].tls.cert", "/etc/wampd/missing.crt"),
+            (3, "listen[0].tls.key", "/etc/wampd/missing.key"),
+            (5, "metrics.listen", "not an address"),
+        ],
+    );
+}
+
+#[test]
+fn bad_credentials() {
+    assert_errors(
+        r#"[[realm]]
+name = "r"
+  [[realm.role]]
+  name = "a"
+  [[realm.principal]]
+  authid = "nothing"
+  role = "a"
+  [[realm.principal]]
+  authid = "keys"
+  role = "a"
+  cryptosign = ["00ff"]
+  tls = { fingerprint = "AB:CD" }
+  wampcra = { secret = "s", iterations = 0 }
+"#,
+        &[
+            (5, "realm[0].principal[0]", "at least one"),
+            (11, "realm[0].principal[1].cryptosign[0]", "64 hex"),
+            (12, "realm[0].principal[1].tls.fingerprint", "64 hex"),
+            (13, "realm[0].principal[1].wampcra.iterations", "at least 1"),
+        ],
+    );
+}
+
+#[test]
+fn authenticator_and_authorizer_refer_to_defined_realms() {
+    assert_errors(
+        r#"[[realm]]
+name = "r"
+  [realm.authenticator]
+  procedure = "com.example.authenticate"
+  realm = "auth"
+  [realm.authorizer]
+  procedure = "not a uri"
+  realm = "r"
+"#,
+        &[
+            (5, "realm[0].authenticator.realm", "not defined"),
+            (7, "realm[0].authorizer.procedure", "not a valid procedure"),
+        ],
+    );
+}
+
+#[test]
+fn router_values_are_checked() {
+    assert_errors(
+        r#"[router]
+shards = 0
+max_queue_bytes = 0
+slow_consumer = "ignore"
+pin = "yes"
+"#,
+        &[(5, "router.pin", "invalid type")],
+    );
+    assert_errors(
+        "[router]\nshards = 0\nmax_queue_bytes = 0\nslow_consumer = \"ignore\"\n",
+        &[
+            (2, "router.shards", "between 1 and 64"),
+            (3, "router.max_queue_bytes", "at least 1"),
+            (4, "router.slow_consumer", "unknown slow-consumer policy"),
+        ],
+    );
+}
