@@ -57,7 +57,17 @@ pub struct AuthoritySnapshot {
 /// Decides subscription and registration identity for one realm.
 pub trait Authority: Send + Sync {
     /// `shard` now has subscribers for (policy, uri): the subscription's id, created if none exists.
-    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant;
+    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant {
+        self.join_subscription_created(policy, uri, shard).0
+    }
+    /// As [`Authority::join_subscription`], and true if this call created the subscription (the
+    /// meta API's `on_create` is published exactly once per subscription, realm-wide).
+    fn join_subscription_created(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        shard: usize,
+    ) -> (Grant, bool);
     /// `shard` has no subscriber left for subscription `id` of (policy, uri). True when that retired
     /// the id (no shard has subscribers any more).
     fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool;
@@ -132,11 +142,16 @@ impl LocalAuthority {
 }
 
 impl Authority for LocalAuthority {
-    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant {
+    fn join_subscription_created(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        shard: usize,
+    ) -> (Grant, bool) {
         let mut st = self.lock();
         if let Some(info) = st.subs[slot(policy)].get_mut(uri) {
             info.shards |= 1 << shard;
-            return info.grant;
+            return (info.grant, false);
         }
         let grant = st.grant();
         st.subs[slot(policy)].insert(
@@ -146,7 +161,7 @@ impl Authority for LocalAuthority {
                 shards: 1 << shard,
             },
         );
-        grant
+        (grant, true)
     }
 
     fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool {

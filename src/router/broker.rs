@@ -288,22 +288,22 @@ impl Router {
                     sub.barrier,
                 )
             });
-        let (id, token) = match joined {
+        let (id, token, created) = match joined {
             // Another session on this shard holds it: join, active once its announcement (if still
             // in flight) has reached every shard.
             Some((grant, uri, token)) => {
                 let active = !self.barriers.contains_key(&token);
                 broker.add_local(grant, policy, &uri, peer, active);
                 self.hold_subscription(sid, grant.id);
-                (grant.id, token)
+                (grant.id, token, false)
             }
             // First local subscriber: the realm authority names the subscription and every shard
             // learns of this shard's interest before the subscriber is told it is subscribed.
             None => {
-                let grant = self
+                let (grant, created) = self
                     .realms
                     .authority(realm)
-                    .join_subscription(policy, topic, self.shard);
+                    .join_subscription_created(policy, topic, self.shard);
                 let uri: Arc<str> = Arc::from(topic);
                 let token = self.broadcast(|token| ShardMsg::SubUpdate {
                     realm,
@@ -319,13 +319,16 @@ impl Router {
                     s.barrier = token;
                 }
                 self.hold_subscription(sid, grant.id);
-                (grant.id, token)
+                (grant.id, token, created)
             }
         };
         self.after_barrier(
             token,
             Box::new(move |r, outcome| match outcome {
-                BarrierOutcome::Done => r.confirm_subscribed(realm, id, sid, request),
+                BarrierOutcome::Done => {
+                    r.confirm_subscribed(realm, id, sid, request);
+                    r.meta_subscribed(realm, id, sid, created);
+                }
                 BarrierOutcome::TimedOut => r.abandon_subscribe(id, sid, request),
             }),
         );
@@ -420,9 +423,11 @@ impl Router {
         let broker = &mut self.local[realm].broker;
         let rev = broker.get(id).map_or(0, |s| s.rev);
         let Some((policy, uri)) = broker.remove_local(id, sid) else {
+            self.meta_unsubscribed(realm, id, sid, false);
             return;
         };
-        self.realms
+        let retired = self
+            .realms
             .authority(realm)
             .leave_subscription(policy, &uri, self.shard, id);
         let grant = Grant { id, rev };
@@ -434,6 +439,7 @@ impl Router {
             add: false,
             token: 0,
         });
+        self.meta_unsubscribed(realm, id, sid, retired);
     }
 
     /// PUBLISH: match once, build each EVENT at most once per encoding, fan out locally and to every

@@ -213,6 +213,7 @@ impl Router {
             }
             return;
         }
+        let (policy, uri) = (reg.policy, reg.uri.clone());
         self.local[realm].dealer.insert(reg);
         self.reply(
             sid,
@@ -221,6 +222,7 @@ impl Router {
                 registration: id,
             },
         );
+        self.meta_registered(realm, sid, id, policy, uri);
         for inv in early {
             self.on_invoke(inv);
         }
@@ -275,6 +277,7 @@ impl Router {
                 details: None,
             },
         );
+        self.meta_unregistered(realm, sid, held.id);
         Flow::Continue
     }
 
@@ -310,6 +313,9 @@ impl Router {
         if !uri::is_valid_uri(procedure, false) || procedure.len() > self.limits.max_uri_len {
             self.reply_error(sid, codes::CALL, request, errors::INVALID_URI);
             return Flow::Continue;
+        }
+        if crate::router::meta::is_meta_procedure(procedure) {
+            return self.on_meta_call(sid, request, procedure, payload);
         }
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;

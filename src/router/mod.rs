@@ -14,6 +14,7 @@ pub mod broker;
 pub mod dealer;
 pub mod ids;
 pub mod inspect;
+pub mod meta;
 pub mod realm;
 pub mod session;
 pub mod trie;
@@ -108,6 +109,14 @@ pub enum ShardMsg {
     },
     /// An update with this token has been applied.
     Ack { token: u64 },
+    /// A meta procedure asks for this shard's part of a realm; answered with [`ShardMsg::MetaPart`].
+    MetaQuery {
+        realm: usize,
+        token: u64,
+        query: meta::MetaQuery,
+    },
+    /// One shard's part of the answer to the meta query `token`.
+    MetaPart { token: u64, part: meta::MetaPart },
 }
 
 /// What the connection should do after a frame.
@@ -239,6 +248,7 @@ pub struct Router {
     limits: Limits,
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
+    meta: meta::MetaState,
 }
 
 impl Router {
@@ -263,6 +273,7 @@ impl Router {
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
+            meta: meta::MetaState::default(),
         }
     }
 
@@ -450,6 +461,7 @@ impl Router {
             Session::new(conn.peer.clone(), realm_idx, identity, features),
         );
         self.reply_peer(&conn.peer.clone(), &welcome);
+        self.meta_on_join(realm_idx, id);
         Flow::Continue
     }
 
@@ -507,8 +519,11 @@ impl Router {
         }
         for held in &session.registrations {
             self.drop_registration(realm, held);
+            self.meta_unregistered(realm, sid, held.id);
         }
         self.fail_invocations(session.invocations.into_values());
+        self.publish_testaments(sid);
+        self.meta_on_leave(realm, sid, &session.identity);
     }
 
     /// Checks and records the session-scope request id `id` (1, 2, 3 ... wrapping to 1 after 2^53, as
@@ -632,6 +647,15 @@ impl Router {
                 self.ack(src, token);
             }
             ShardMsg::Ack { token } => self.on_ack(token),
+            ShardMsg::MetaQuery {
+                realm,
+                token,
+                query,
+            } => {
+                let part = self.answer_query(realm, &query);
+                self.out.send(src, ShardMsg::MetaPart { token, part });
+            }
+            ShardMsg::MetaPart { token, part } => self.on_meta_part(token, part),
         }
     }
 
@@ -863,6 +887,7 @@ impl Router {
                 then(self, BarrierOutcome::TimedOut);
             }
         }
+        self.meta_tick();
     }
 
     /// This shard's routing state, for consistency checks.

@@ -823,3 +823,4 @@ impl Client {
         Some(got(self.ser, &frame))
     }
 }
+pub mod meta;
