@@ -321,3 +321,43 @@ fn testaments_are_published_when_a_session_drops() {
         .collect();
     assert_eq!(words, ["kept"]);
 }
+
+#[test]
+fn welcome_announces_the_meta_api() {
+    let r = router();
+    let mut c = Client::rawsocket(&r.addr, wampd::protocol::Serializer::Json);
+    c.send_hello("realm1");
+    let features = |details: &Val<'_>, role: &str| -> Vec<String> {
+        let f = details
+            .get("roles")
+            .and_then(|r| r.get(role))
+            .and_then(|r| r.get("features"))
+            .map(Val::into_owned);
+        match f {
+            Some(Val::Dict(d)) => d.into_iter().map(|(k, _)| k.into_owned()).collect(),
+            other => panic!("no {role} features: {other:?}"),
+        }
+    };
+    let (broker, dealer) = c.recv_with(|m| match m {
+        wampd::protocol::Message::Welcome { details, .. } => {
+            (features(&details, "broker"), features(&details, "dealer"))
+        }
+        other => panic!("expected WELCOME, got {other:?}"),
+    });
+    for f in ["session_meta_api", "subscription_meta_api"] {
+        assert!(
+            broker.iter().any(|b| b == f),
+            "broker lacks {f}: {broker:?}"
+        );
+    }
+    for f in [
+        "session_meta_api",
+        "registration_meta_api",
+        "testament_meta_api",
+    ] {
+        assert!(
+            dealer.iter().any(|d| d == f),
+            "dealer lacks {f}: {dealer:?}"
+        );
+    }
+}

@@ -146,10 +146,20 @@ const fn k(role: &'static str, feature: &'static str, bit: u32) -> Known {
 
 /// Features the Broker announces in WELCOME. A feature is listed here only once it works across
 /// shards and is tested.
-pub const BROKER_FEATURES: &[&str] = &["publisher_exclusion", "pattern_based_subscription"];
+pub const BROKER_FEATURES: &[&str] = &[
+    "publisher_exclusion",
+    "pattern_based_subscription",
+    "session_meta_api",
+    "subscription_meta_api",
+];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
-pub const DEALER_FEATURES: &[&str] = &["pattern_based_registration"];
+pub const DEALER_FEATURES: &[&str] = &[
+    "pattern_based_registration",
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
+];
 
 #[cfg(test)]
 mod tests {
