@@ -8,6 +8,7 @@
 //! - [`link`]: connections — handshakes, read loop, corked writes.
 //! - [`server`]: shards, runtimes, listeners.
 
+pub mod auth;
 pub mod config;
 pub mod link;
 pub mod mesh;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use mimalloc::MiMalloc;
 use std::time::Duration;
-use wampd::config::{Config, SlowConsumerPolicy};
+use wampd::config::{Config, HistorySpec, SlowConsumerPolicy};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -45,6 +45,10 @@ struct Args {
     /// The slow-consumer policy of one realm, as REALM=drop|disconnect (repeatable).
     #[arg(long = "slow-consumer-realm", value_name = "REALM=POLICY", value_parser = parse_realm_policy)]
     slow_consumer_realm: Vec<(String, SlowConsumerPolicy)>,
+    /// Keep the last N events of a subscription pattern, in every realm, for
+    /// wamp.subscription.get_events: [exact:|prefix:|wildcard:]PATTERN=N (repeatable).
+    #[arg(long = "event-history", value_name = "[POLICY:]PATTERN=N")]
+    event_history: Vec<HistorySpec>,
     /// Seconds a connection may take for its WebSocket or RawSocket handshake.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     handshake_timeout: u64,
@@ -72,6 +76,9 @@ struct Args {
     /// `wamp.error.unavailable`.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_pending_invocations: usize,
+    /// Unanswered calls one caller may have; further calls fail fast with `wamp.error.unavailable`.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_calls_per_caller: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, WebSocket HTTP 503).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_sessions: usize,
@@ -128,8 +135,10 @@ fn main() {
     config.max_subscriptions_per_session = args.max_subscriptions_per_session;
     config.max_registrations_per_session = args.max_registrations_per_session;
     config.max_pending_invocations = args.max_pending_invocations;
+    config.max_calls_per_caller = args.max_calls_per_caller;
     config.ring_capacity = args.ring_capacity;
     config.pin_cores = !args.no_pin;
+    config.event_history = args.event_history;
 
     if let Err(e) = wampd::server::run(config) {
         eprintln!("wampd: {e}");

@@ -97,6 +97,10 @@ impl Server {
                 "--shards must be between 1 and 64",
             ));
         }
+        // Key derivation for every principal happens here, before any shard runs.
+        let auth = crate::auth::Auth::build(&config.realm_specs, config.auth_limits.clone())
+            .map(Arc::new)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tcp = config
             .listen
             .iter()
@@ -117,7 +121,7 @@ impl Server {
             .collect::<io::Result<Vec<_>>>()?;
 
         let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
-        let realms = Arc::new(Realms::new(&config.realms));
+        let realms = Arc::new(Realms::new(&config.realms).with_history(&config.event_history));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -128,6 +132,7 @@ impl Server {
                 config: config.clone(),
                 mesh: mesh.clone(),
                 realms: realms.clone(),
+                auth: auth.clone(),
                 stopping: stopping.clone(),
                 connections: connections.clone(),
             };
@@ -232,6 +237,7 @@ struct ShardStart {
     config: Arc<Config>,
     mesh: Arc<ShardMesh>,
     realms: Arc<Realms>,
+    auth: Arc<crate::auth::Auth>,
     stopping: Arc<AtomicBool>,
     connections: Arc<AtomicUsize>,
 }
@@ -365,13 +371,16 @@ async fn shard_main(start: ShardStart) {
         config,
         mesh,
         realms,
+        auth,
         stopping,
         connections,
     } = start;
-    let router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
+    let mut router = Router::new(id, mesh.clone(), realms, Limits::from_config(&config));
+    router.set_auth(auth);
     let shard = Rc::new(Shard::new(id, router, config, mesh.clone(), connections));
     link::spawn_contained(link::flusher(shard.clone()));
     link::spawn_contained(ticker(shard.clone()));
+    link::spawn_contained(call_timer(shard.clone()));
     let mut batch = Vec::with_capacity(1024);
     const BUDGET: usize = 4096;
     let mut received = 0u64;
@@ -446,6 +455,38 @@ async fn ticker(shard: Rc<Shard>) {
             tracing::error!(
                 shard = shard.id,
                 "internal error in the shard's housekeeping"
+            );
+        }
+        shard.flush();
+    }
+}
+
+/// How often a shard looks for call timeouts that came due while some are armed, and while none
+/// are (a timeout armed in between is then late by at most this much).
+const CALL_TIMER_ARMED: Duration = Duration::from_millis(2);
+const CALL_TIMER_IDLE: Duration = Duration::from_millis(20);
+
+/// The shard's call-timeout task: one per shard whatever the number of calls, asleep between
+/// looks at the shard's deadline heap.
+async fn call_timer(shard: Rc<Shard>) {
+    loop {
+        let armed = shard.router.borrow().has_call_timers();
+        monoio::time::sleep(if armed {
+            CALL_TIMER_ARMED
+        } else {
+            CALL_TIMER_IDLE
+        })
+        .await;
+        if !shard.router.borrow().has_call_timers() {
+            continue;
+        }
+        let expired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shard.router.borrow_mut().expire_calls();
+        }));
+        if expired.is_err() {
+            tracing::error!(
+                shard = shard.id,
+                "internal error while expiring call timeouts"
             );
         }
         shard.flush();

@@ -425,7 +425,15 @@ fn official_validation_samples() {
     // The options the router acts on that the vectors cover with a wrongly typed sample.
     let want = [
         "PUBLISH acknowledge",
+        "PUBLISH eligible",
+        "PUBLISH eligible_authid",
+        "PUBLISH eligible_authrole",
+        "PUBLISH exclude",
+        "PUBLISH exclude_authid",
+        "PUBLISH exclude_authrole",
         "PUBLISH exclude_me",
+        "PUBLISH retain",
+        "SUBSCRIBE get_retained",
         "SUBSCRIBE match",
     ];
     assert_eq!(refused_keys.into_iter().collect::<Vec<_>>(), want);

@@ -418,3 +418,107 @@ fn start_line_parsing() {
     );
     assert_eq!(parse_tcp_addr("no address here"), None);
 }
+
+/// Runs wampy.js (`serializer`, WebSocket) against an autobahn-python peer on the same router,
+/// the peer on `peer_url_of(router address)` with `peer_ser`. The peer connects first, so the two
+/// sessions sit on different shards.
+fn run_mixed_case(
+    serializer: &str,
+    peer_ser: &str,
+    rawsocket_peer: bool,
+) -> Result<String, String> {
+    let router = Router::start(None);
+    let peer_url = if rawsocket_peer {
+        format!("rs://{}", router.addr)
+    } else {
+        format!("ws://{}/ws", router.addr)
+    };
+    let mut peer = Command::new(python_bin())
+        .arg(interop_dir().join("mixed_peer.py"))
+        .arg(&peer_url)
+        .arg(peer_ser)
+        .env("PYTHONUNBUFFERED", "1")
+        .current_dir(interop_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mixed_peer.py");
+    let (peer_err, _) = drain(peer.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let peer_out = peer.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(peer_out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = rx.recv_timeout(START_TIMEOUT);
+    let case = format!("wampy ws {serializer} with autobahn-python {peer_url} {peer_ser}");
+    if ready.as_deref() != Ok("READY") {
+        let _ = peer.kill();
+        let _ = peer.wait();
+        return Err(format!(
+            "FAILED {case}: the peer did not get ready ({ready:?})\n--- peer stderr:\n{}\n{}",
+            text(&peer_err),
+            router.logs()
+        ));
+    }
+    let mut c = Command::new("node");
+    c.arg("mixed_wampy.mjs")
+        .arg(format!("ws://{}/ws", router.addr))
+        .arg(serializer)
+        .current_dir(interop_dir());
+    let run = run_client(c);
+    let ok_line = format!("OK mixed-wampy ws://{}/ws {serializer}", router.addr);
+    let wampy_ok = !run.timed_out
+        && run.status.is_some_and(|s| s.success())
+        && run.stdout.lines().any(|l| l.trim_end() == ok_line);
+    // The peer exits by itself once wampy called com.mixed.done.
+    let t0 = Instant::now();
+    let peer_status = loop {
+        match peer.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            _ if t0.elapsed() > Duration::from_secs(10) => {
+                let _ = peer.kill();
+                let _ = peer.wait();
+                break None;
+            }
+            _ => thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    if wampy_ok && peer_status.is_some_and(|s| s.success()) {
+        return Ok(format!("OK {case}"));
+    }
+    Err(format!(
+        "FAILED {case}: wampy {:?}, peer {peer_status:?}\n--- wampy stdout:\n{}\n--- wampy stderr:\n{}\n--- peer stderr:\n{}\n{}",
+        run.status,
+        run.stdout,
+        run.stderr,
+        text(&peer_err),
+        router.logs()
+    ))
+}
+
+/// wampy.js and autobahn-python in one realm, on different shards, with different serializers and
+/// transports: RPC both ways of the serializer boundary, errors, PubSub with acknowledge.
+#[test]
+fn wampy_js_with_autobahn_python() {
+    require_node("wampy.js", "node_modules/wampy/package.json");
+    require_clients("autobahn-python", &[python_bin()]);
+    let cases = [
+        ("json", "msgpack", true),
+        ("msgpack", "cbor", false),
+        ("cbor", "json", true),
+    ];
+    let mut failures = Vec::new();
+    for (ser, peer_ser, rs) in cases {
+        match run_mixed_case(ser, peer_ser, rs) {
+            Ok(line) => println!("{line}"),
+            Err(report) => {
+                eprintln!("{report}");
+                failures.push(report.lines().next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

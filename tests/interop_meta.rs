@@ -1,5 +1,6 @@
-//! The meta API and testaments with third-party clients (autobahn-python, autobahn-js) against a
-//! two-shard `wampd`: the scripts `tests/interop/meta_ab.py` and `meta_ab.js` open their sessions
+//! The meta API, testaments and event history with third-party clients (autobahn-python,
+//! autobahn-js) against a two-shard `wampd`: the scripts `tests/interop/meta_ab.py`,
+//! `meta_history_ab.py` and `meta_ab.js` open their sessions
 //! one after the other, so they sit on different shards. The clients are installed by
 //! `tests/interop/setup.sh`; when they are missing the tests fail, saying so.
 
@@ -26,10 +27,10 @@ fn require(path: &Path) {
     );
 }
 
-/// Runs `program script url serializer` against a fresh two-shard router; fails unless it prints
-/// `OK <name> <url> <serializer>`.
-fn run_case(program: &Path, script: &str, name: &str, ws: bool, ser: &str) {
-    let router = Router::start(2, &[]);
+/// Runs `program script url serializer` against a fresh two-shard router started with `extra`
+/// arguments; fails unless it prints `OK <name> <url> <serializer>`.
+fn run_case(program: &Path, script: &str, name: &str, ws: bool, ser: &str, extra: &[&str]) {
+    let router = Router::start(2, extra);
     let url = if ws {
         format!("ws://{}/ws", router.addr)
     } else {
@@ -70,7 +71,7 @@ fn meta_api_with_autobahn_python() {
     let python = interop_dir().join(".venv/bin/python");
     require(&python);
     for (ws, ser) in [(false, "json"), (true, "msgpack"), (false, "cbor")] {
-        run_case(&python, "meta_ab.py", "meta-python", ws, ser);
+        run_case(&python, "meta_ab.py", "meta-python", ws, ser, &[]);
     }
 }
 
@@ -78,6 +79,17 @@ fn meta_api_with_autobahn_python() {
 fn meta_api_with_autobahn_js() {
     require(&interop_dir().join("node_modules/autobahn/package.json"));
     for ser in ["json", "cbor"] {
-        run_case(Path::new("node"), "meta_ab.js", "meta-js", true, ser);
+        run_case(Path::new("node"), "meta_ab.js", "meta-js", true, ser, &[]);
+    }
+}
+
+#[test]
+fn event_history_shared_registration_meta_and_kill_all_with_autobahn_python() {
+    let python = interop_dir().join(".venv/bin/python");
+    require(&python);
+    let history = ["--event-history", "prefix:com.hist=10"];
+    for (ws, ser) in [(false, "json"), (true, "msgpack"), (false, "cbor")] {
+        let name = "meta-history-python";
+        run_case(&python, "meta_history_ab.py", name, ws, ser, &history);
     }
 }

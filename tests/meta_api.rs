@@ -361,3 +361,138 @@ fn welcome_announces_the_meta_api() {
         );
     }
 }
+
+/// REGISTERs `procedure` with `invoke` = `policy`; the registration id.
+fn register_shared(c: &mut Client, procedure: &str, policy: &str) -> u64 {
+    let request = c.req();
+    c.send(&wampd::protocol::Message::Register {
+        request,
+        options: dict(&[("invoke", s(policy))]),
+        procedure: std::borrow::Cow::Borrowed(procedure),
+    });
+    c.recv_with(|m| match m {
+        wampd::protocol::Message::Registered {
+            request: r,
+            registration,
+        } if r == request => registration,
+        other => panic!("expected REGISTERED, got {other:?}"),
+    })
+}
+
+#[test]
+fn shared_registrations_are_created_once_and_deleted_with_their_last_callee() {
+    let r = router();
+    let mut m = join_on(&r.addr, 0, SHARDS);
+    let topics = [
+        "wamp.registration.on_create",
+        "wamp.registration.on_register",
+        "wamp.registration.on_unregister",
+        "wamp.registration.on_delete",
+    ];
+    let subs = m.subscribe_all(&topics);
+    let name = |sub: u64| topics[subs.iter().position(|&x| x == sub).expect("known")];
+    let mut x = join_on(&r.addr, 1, SHARDS);
+    let mut y = join_on(&r.addr, 0, SHARDS);
+    let mut z = join_on(&r.addr, 1, SHARDS);
+    let reg = register_shared(&mut x, "meta.shared", "roundrobin");
+    assert_eq!(register_shared(&mut y, "meta.shared", "roundrobin"), reg);
+    assert_eq!(register_shared(&mut z, "meta.shared", "roundrobin"), reg);
+    let ev = m.drain_events(QUIET);
+    let got: Vec<&str> = ev.iter().map(|e| name(e.0)).collect();
+    assert_eq!(
+        got,
+        [
+            "wamp.registration.on_create",
+            "wamp.registration.on_register",
+            "wamp.registration.on_register",
+            "wamp.registration.on_register"
+        ]
+    );
+    assert_eq!(
+        ev[0].1[1].get("invoke").and_then(|v| v.as_str()).as_deref(),
+        Some("roundrobin")
+    );
+    // Callees in registration order, whichever shard they are on.
+    let callees = m.call1("wamp.registration.list_callees", vec![Val::UInt(reg)]);
+    assert_eq!(ids(&callees), vec![x.session, y.session, z.session]);
+    let n = m.call1("wamp.registration.count_callees", vec![Val::UInt(reg)]);
+    assert_eq!(n.as_u64(), Some(3));
+    let got = m.call1("wamp.registration.get", vec![Val::UInt(reg)]);
+    assert_eq!(text(&got, "invoke"), "roundrobin");
+
+    y.leave();
+    drop(x); // abrupt
+    let ev = m.drain_events(QUIET);
+    let got: Vec<&str> = ev.iter().map(|e| name(e.0)).collect();
+    assert_eq!(
+        got,
+        [
+            "wamp.registration.on_unregister",
+            "wamp.registration.on_unregister"
+        ]
+    );
+    let callees = m.call1("wamp.registration.list_callees", vec![Val::UInt(reg)]);
+    assert_eq!(ids(&callees), vec![z.session]);
+    z.leave();
+    let ev = m.drain_events(QUIET);
+    let got: Vec<&str> = ev.iter().map(|e| name(e.0)).collect();
+    assert_eq!(
+        got,
+        [
+            "wamp.registration.on_unregister",
+            "wamp.registration.on_delete"
+        ]
+    );
+    assert_eq!(ids(&Val::List(ev[1].1.clone())), vec![z.session, reg]);
+}
+
+#[test]
+fn kill_all_closes_everyone_else_without_leave_events_or_testaments() {
+    let r = router();
+    let mut a = join_on(&r.addr, 0, SHARDS);
+    a.subscribe_all(&["wamp.session.on_leave", "meta.will"]);
+    let mut b = join_on(&r.addr, 1, SHARDS);
+    let mut c = join_on(&r.addr, 0, SHARDS);
+    for x in [&mut b, &mut c] {
+        let args = vec![s("meta.will"), Val::List(vec![s("bye")]), dict(&[])];
+        x.call_unit("wamp.session.add_testament", args, None);
+    }
+    let kw = dict(&[("message", s("maintenance"))]);
+    let n = a
+        .call_kw("wamp.session.kill_all", vec![], Some(kw))
+        .expect("kill_all");
+    assert_eq!(n[0].as_u64(), Some(2));
+    for x in [&mut b, &mut c] {
+        assert_eq!(
+            x.expect_goodbye(),
+            (
+                "wamp.close.killed".to_string(),
+                Some("maintenance".to_string())
+            )
+        );
+    }
+    assert!(
+        a.drain_events(QUIET).is_empty(),
+        "no on_leave, no testament"
+    );
+    assert_eq!(a.call1("wamp.session.count", vec![]).as_u64(), Some(1));
+}
+
+#[test]
+fn session_get_describes_the_transport() {
+    let r = router();
+    let mut a = join_on(&r.addr, 0, SHARDS);
+    let b = join_on(&r.addr, 1, SHARDS);
+    let got = a.call1("wamp.session.get", vec![Val::UInt(b.session)]);
+    let t = got.get("transport").expect("transport");
+    assert_eq!(text(&t, "type"), "rawsocket");
+    assert_eq!(text(&t, "serializer"), "json");
+    assert!(text(&t, "peer").starts_with("tcp4:127.0.0.1:"), "{t:?}");
+    assert_eq!(t.get("is_secure").and_then(|v| v.as_bool()), Some(false));
+    let w = Client::join_ws(&r.addr, wampd::protocol::Serializer::Cbor);
+    let got = a.call1("wamp.session.get", vec![Val::UInt(w.session)]);
+    let t = got.get("transport").expect("transport");
+    assert_eq!(text(&t, "type"), "websocket");
+    assert_eq!(text(&t, "protocol"), "wamp.2.cbor");
+    assert_eq!(text(&got, "authid"), format!("anonymous-{}", w.session));
+}

@@ -42,6 +42,8 @@ pub struct Cfg {
     pub reader: Reader,
     pub policy: MatchArg,
     pub progress: bool,
+    /// Options every publication carries besides `acknowledge` (listing, disclosure).
+    pub publish_options: Vec<(&'static str, Val<'static>)>,
 }
 
 impl Cfg {
@@ -69,8 +71,32 @@ impl Cfg {
             reader: a.reader,
             policy: a.match_policy,
             progress: stderr_is_tty(),
+            publish_options: publish_options(a),
         })
     }
+}
+
+/// The options `--exclude`, `--eligible-authrole` and `--disclose` ask every publication to carry.
+fn publish_options(a: &FanoutArgs) -> Vec<(&'static str, Val<'static>)> {
+    let mut o = Vec::new();
+    if a.exclude > 0 {
+        // Session ids are at most 2^53; these are unlikely to be anyone's (and the run would show
+        // it as lost events if one were).
+        let ids = (0..a.exclude)
+            .map(|_| Val::UInt(fastrand::u64(1..=1u64 << 53)))
+            .collect();
+        o.push(("exclude", Val::List(ids)));
+    }
+    if let Some(role) = &a.eligible_authrole {
+        o.push((
+            "eligible_authrole",
+            Val::List(vec![Val::Str(Cow::Owned(role.clone()))]),
+        ));
+    }
+    if a.disclose {
+        o.push(("disclose_me", Val::Bool(true)));
+    }
+    o
 }
 
 /// The topic publications to topic `k` go to. Pattern runs add a last component, so that the
@@ -480,6 +506,13 @@ pub fn run(cfg: Cfg) -> Outcome {
         "wampload_cpu_percent": (cpu_pct * 10.0).round() / 10.0,
         "error_samples": errs,
     });
+    let mut json = json;
+    json["publish_options"] = cfg
+        .publish_options
+        .iter()
+        .map(|(k, _)| *k)
+        .collect::<Vec<_>>()
+        .into();
     let mut summary = String::new();
     summary += &format!(
         "fanout {} {}: {} pub → {} topic(s) → {} sub, ~{} B events, {} for {} s, {} thread(s)\n",
@@ -770,7 +803,17 @@ async fn publisher(j: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadSta
     // throttled by one thread's window.
     let lag_cap = 65536 * cfg.threads as u64;
     let lag_limit = (max_unacked * cfg.publishers as u64 * avg_fanout).clamp(4096, lag_cap);
-    let ack_opts = || Val::Dict(vec![(Cow::Borrowed("acknowledge"), Val::Bool(true))]);
+    let opts = |ack: bool| {
+        let mut o: Vec<(Cow<'static, str>, Val<'static>)> = cfg
+            .publish_options
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), v.clone()))
+            .collect();
+        if ack {
+            o.push((Cow::Borrowed("acknowledge"), Val::Bool(true)));
+        }
+        Val::Dict(o)
+    };
     let mut scratch = Vec::with_capacity(256);
     let mut sent: u64 = 0;
     let mut seqs = vec![0u64; cfg.topics];
@@ -827,11 +870,7 @@ async fn publisher(j: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadSta
             seqs[topic] += 1;
             let msg = Message::Publish {
                 request: sent,
-                options: if sent.is_multiple_of(cfg.ack_every) {
-                    ack_opts()
-                } else {
-                    Val::empty_dict()
-                },
+                options: opts(sent.is_multiple_of(cfg.ack_every)),
                 topic: Cow::Borrowed(&sh.topics[topic]),
                 args: Some(args_with_padding(j as u64, seq, t, cfg.pad)),
                 kwargs: None,

@@ -173,6 +173,18 @@ pub struct FanoutArgs {
     /// Subscription match policy; with prefix/wildcard, events must name the concrete topic.
     #[arg(long = "match", value_enum, default_value = "exact")]
     pub match_policy: MatchArg,
+    /// Add `exclude` with N session ids to every publication. The ids are drawn at random and
+    /// belong to no subscriber, so every event is still expected everywhere: the run measures what
+    /// the router pays for checking the list.
+    #[arg(long, default_value_t = 0)]
+    pub exclude: usize,
+    /// Add `eligible_authrole: [ROLE]` to every publication (use the subscribers' role, e.g.
+    /// `anonymous`, so that all of them stay eligible and the run measures the identity check).
+    #[arg(long)]
+    pub eligible_authrole: Option<String>,
+    /// Add `disclose_me: true` to every publication.
+    #[arg(long)]
+    pub disclose: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -205,6 +217,14 @@ pub struct RpcArgs {
     /// that each RESULT echoes its own call.
     #[arg(long, value_enum, default_value = "check")]
     pub reader: check::Reader,
+    /// Progressive call results: every CALL asks for them (`receive_progress`) and the callee
+    /// sends this many progressive YIELDs before the final one; 0 = plain calls.
+    #[arg(long, default_value_t = 0)]
+    pub progressive: u64,
+    /// Invocation policy of the shared registration when --callees > 1: roundrobin, random,
+    /// first or last.
+    #[arg(long, default_value = "roundrobin", value_parser = ["roundrobin", "random", "first", "last"])]
+    pub invoke: String,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -35,6 +35,10 @@ pub struct Cfg {
     pub duration: f64,
     pub reader: Reader,
     pub progress: bool,
+    /// Progressive RESULTs per call (0: plain calls).
+    pub progressive: u64,
+    /// Invocation policy of the shared registration (several callees).
+    pub invoke: &'static str,
 }
 
 impl Cfg {
@@ -59,6 +63,8 @@ impl Cfg {
             duration: a.duration,
             reader: a.reader,
             progress: stderr_is_tty(),
+            progressive: a.progressive,
+            invoke: Box::leak(a.invoke.clone().into_boxed_str()),
         })
     }
 }
@@ -103,6 +109,9 @@ struct Shared {
     wrong_result: AtomicU64,
     /// INVOCATIONs from one caller that reached a callee out of call order (a spec violation).
     invocations_out_of_order: AtomicU64,
+    /// Progressive RESULTs received, and those that came after their call's final RESULT.
+    progress_results: AtomicU64,
+    progress_late: AtomicU64,
     p99: Vec<AtomicU64>,
     error_samples: Mutex<Vec<String>>,
 }
@@ -149,7 +158,9 @@ pub fn main(a: RpcArgs) -> i32 {
     if let Some(p) = &a.plot {
         crate::plot::latency_svg(p, "rpc: call latency by percentile", &out.lat);
     }
-    i32::from(out.errors > 0 || out.lost > 0)
+    let progress_short = out.json["progress_results"] != out.json["progress_expected"]
+        || out.json["progress_late"] != json!(0);
+    i32::from(out.errors > 0 || out.lost > 0 || progress_short)
 }
 
 pub fn run(cfg: Cfg) -> Outcome {
@@ -173,6 +184,8 @@ pub fn run(cfg: Cfg) -> Outcome {
         out_of_order: AtomicU64::new(0),
         wrong_result: AtomicU64::new(0),
         invocations_out_of_order: AtomicU64::new(0),
+        progress_results: AtomicU64::new(0),
+        progress_late: AtomicU64::new(0),
         p99: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         error_samples: Mutex::new(Vec::new()),
         cfg,
@@ -271,7 +284,7 @@ pub fn run(cfg: Cfg) -> Outcome {
     } else if per_callee {
         "per-callee procedures (router refused shared registration)"
     } else {
-        "shared (roundrobin)"
+        "shared"
     };
     let errs = sh
         .error_samples
@@ -289,6 +302,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         "inflight": cfg.inflight,
         "callees": cfg.callees,
         "registration": registration,
+        "invoke": if cfg.callees > 1 { cfg.invoke } else { "single" },
         "payload": cfg.payload,
         "padding": cfg.pad.len(),
         "rate": cfg.rate,
@@ -308,6 +322,10 @@ pub fn run(cfg: Cfg) -> Outcome {
         "out_of_order": if_checked(sh.out_of_order.load(Relaxed)),
         "wrong_result": if_checked(sh.wrong_result.load(Relaxed)),
         "invocations_out_of_order": sh.invocations_out_of_order.load(Relaxed),
+        "progressive": cfg.progressive,
+        "progress_results": sh.progress_results.load(Relaxed),
+        "progress_expected": completed * cfg.progressive,
+        "progress_late": sh.progress_late.load(Relaxed),
         "reader": cfg.reader.name(),
         "errors": errors,
         "join_failures": sh.join_failures.load(Relaxed),
@@ -343,6 +361,14 @@ pub fn run(cfg: Cfg) -> Outcome {
         sh.out_of_order.load(Relaxed),
         sh.wrong_result.load(Relaxed),
     );
+    if cfg.progressive > 0 {
+        summary += &format!(
+            "  progressive results {} (expected {} for {completed} results)  after their final result {}\n",
+            sh.progress_results.load(Relaxed),
+            completed * cfg.progressive,
+            sh.progress_late.load(Relaxed),
+        );
+    }
     summary += &format!("  latency {}\n", lat.line());
     summary += &format!(
         "  drain {:.2} s after calling; wampload CPU {:.0}% (of one core)\n",
@@ -408,12 +434,12 @@ async fn register(
     s: &mut Session,
     request: u64,
     procedure: &str,
-    shared: bool,
+    shared: Option<&'static str>,
 ) -> Result<bool, String> {
-    let options = if shared {
+    let options = if let Some(policy) = shared {
         Val::Dict(vec![(
             Cow::Borrowed("invoke"),
-            Val::Str(Cow::Borrowed("roundrobin")),
+            Val::Str(Cow::Borrowed(policy)),
         )])
     } else {
         Val::empty_dict()
@@ -451,11 +477,11 @@ async fn callee(e: usize, sh: Arc<Shared>, fds: Fds) {
             return;
         }
     };
-    let shared = cfg.callees > 1;
+    let shared = (cfg.callees > 1).then_some(cfg.invoke);
     let first = register(&mut s, 1, PROC, shared).await;
     let mut ok = match first {
         Ok(true) => true,
-        Ok(false) if shared => {
+        Ok(false) if shared.is_some() => {
             sh.per_callee.store(true, Release);
             false
         }
@@ -477,7 +503,7 @@ async fn callee(e: usize, sh: Arc<Shared>, fds: Fds) {
     }
     if sh.per_callee.load(Acquire) {
         let name = format!("{PROC}.{e}");
-        match register(&mut s, 2, &name, false).await {
+        match register(&mut s, 2, &name, None).await {
             Ok(true) => ok = true,
             Ok(false) => {
                 sh.error(format!("callee {e}: REGISTER {name} refused"));
@@ -515,6 +541,15 @@ async fn echo_invocations(e: usize, s: &mut Session, sh: &Shared) {
                     ..
                 }) => {
                     check_invocation_order(e, sh, &args, &mut last);
+                    for _ in 0..sh.cfg.progressive {
+                        let p = Message::Yield {
+                            request,
+                            options: progress_option(),
+                            args: args.clone(),
+                            kwargs: kwargs.clone(),
+                        };
+                        out.push_msg(&p, ser, &mut scratch);
+                    }
                     let y = Message::Yield {
                         request,
                         options: Val::empty_dict(),
@@ -541,6 +576,29 @@ async fn echo_invocations(e: usize, s: &mut Session, sh: &Shared) {
         if over || lost_link {
             return;
         }
+    }
+}
+
+/// `{"progress": true}`: YIELD.Options of a progressive result.
+fn progress_option() -> Val<'static> {
+    Val::Dict(vec![(Cow::Borrowed("progress"), Val::Bool(true))])
+}
+
+/// CALL.Options: `{"receive_progress": true}` in progressive mode, else empty.
+fn call_options(progressive: u64) -> Val<'static> {
+    if progressive == 0 {
+        return Val::empty_dict();
+    }
+    Val::Dict(vec![(Cow::Borrowed("receive_progress"), Val::Bool(true))])
+}
+
+/// In progressive mode: Some(request) for a RESULT with `progress`, which is counted apart.
+fn progress_result(ser: Serializer, frame: &[u8]) -> Option<u64> {
+    match Message::parse(ser, frame) {
+        Ok(Message::Result {
+            request, details, ..
+        }) if details.get("progress").and_then(|v| v.as_bool()) == Some(true) => Some(request),
+        _ => None,
     }
 }
 
@@ -641,7 +699,7 @@ async fn caller(c: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadStats>
             sent += 1;
             let msg = Message::Call {
                 request: sent,
-                options: Val::empty_dict(),
+                options: call_options(cfg.progressive),
                 procedure: Cow::Borrowed(&procedure),
                 args: Some(args_with_padding(c as u64, sent, t, cfg.pad)),
                 kwargs: None,
@@ -667,12 +725,31 @@ async fn caller_reader(
     let cfg = &sh.cfg;
     let count = cfg.reader == Reader::Count;
     let mut check = CallCheck::new(s.ser, cfg.reader == Reader::Full, c as u64);
+    // Progressive mode: which calls (by request id) had their final RESULT.
+    let mut finals: Vec<bool> = Vec::new();
     loop {
         // One clock reading per socket read: the results of one read arrived together.
         let (mut now, mut done, mut freed, mut over) = (0u64, 0u64, 0usize, false);
         let mut runs = Runs::default();
         let r = s
             .frames(|frame| {
+                if cfg.progressive > 0 {
+                    if let Some(request) = progress_result(cfg.ser, frame) {
+                        sh.progress_results.fetch_add(1, Relaxed);
+                        let i = (request as usize).wrapping_sub(1);
+                        if finals.get(i).copied().unwrap_or(false) {
+                            sh.progress_late.fetch_add(1, Relaxed);
+                        }
+                        return;
+                    }
+                    if let Ok(Message::Result { request, .. }) = Message::parse(cfg.ser, frame) {
+                        let i = (request as usize).saturating_sub(1);
+                        if finals.len() <= i {
+                            finals.resize(i + 1, false);
+                        }
+                        finals[i] = true;
+                    }
+                }
                 if count {
                     done += 1;
                     return;

@@ -128,6 +128,28 @@ fn fanout_rpc_connect_against_wampd() {
     assert_eq!(r["invocations_out_of_order"], 0, "{r}");
     assert!(r["calls_per_sec"].as_f64().unwrap() > 0.0, "{r}");
 
+    // Progressive call results: every call gets its 3 progressive RESULTs before the final one.
+    let r = wampload(&[
+        "rpc",
+        "--url",
+        &rs,
+        "--serializer",
+        "msgpack",
+        "--callers",
+        "2",
+        "--inflight",
+        "4",
+        "--progressive",
+        "3",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(r["results"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["progress_results"], r["progress_expected"], "{r}");
+    assert_eq!(r["progress_late"], 0, "{r}");
+
     let pid = router.0.id().to_string();
     let c = wampload(&[
         "connect",

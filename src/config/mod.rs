@@ -29,6 +29,71 @@ impl std::str::FromStr for SlowConsumerPolicy {
     }
 }
 
+/// A subscription pattern whose last `limit` events the router keeps (`--event-history`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistorySpec {
+    pub policy: crate::protocol::uri::MatchPolicy,
+    pub pattern: String,
+    pub limit: usize,
+}
+
+/// Events one pattern may keep at most (its bytes are capped separately).
+pub const MAX_HISTORY_LIMIT: usize = 100_000;
+
+impl std::str::FromStr for HistorySpec {
+    type Err = String;
+    /// `[exact:|prefix:|wildcard:]PATTERN=N`, exact when no policy is named.
+    fn from_str(s: &str) -> Result<Self, String> {
+        use crate::protocol::uri::{self, MatchPolicy};
+        let (pattern, n) = s
+            .rsplit_once('=')
+            .ok_or_else(|| format!("{s:?}: expected [POLICY:]PATTERN=N"))?;
+        let named = [
+            MatchPolicy::Exact,
+            MatchPolicy::Prefix,
+            MatchPolicy::Wildcard,
+        ]
+        .into_iter()
+        .find_map(|p| Some((p, pattern.strip_prefix(p.as_str())?.strip_prefix(':')?)));
+        let (policy, pattern) = named.unwrap_or((MatchPolicy::Exact, pattern));
+        let limit: usize = n.parse().map_err(|_| format!("{n:?} is not a count"))?;
+        if limit == 0 || limit > MAX_HISTORY_LIMIT {
+            return Err(format!("the count must be 1..={MAX_HISTORY_LIMIT}"));
+        }
+        if !uri::is_valid_pattern(pattern, policy, false) {
+            return Err(format!(
+                "{pattern:?} is not a valid {} pattern",
+                policy.as_str()
+            ));
+        }
+        Ok(HistorySpec {
+            policy,
+            pattern: pattern.to_string(),
+            limit,
+        })
+    }
+}
+
+/// Throttling of failed logins per source address.
+#[derive(Clone, Debug)]
+pub struct AuthLimits {
+    /// Failures within `window` after which an address is refused; 0 turns throttling off.
+    pub max_failures: u32,
+    pub window: std::time::Duration,
+    /// How long a throttled address is refused.
+    pub block: std::time::Duration,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            max_failures: 5,
+            window: std::time::Duration::from_secs(10),
+            block: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// The whole router configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -44,6 +109,8 @@ pub struct Config {
     /// authenticator, authorizer). A realm in `realms` without an entry here is open: anonymous
     /// sessions join with role `anonymous`, which may do everything.
     pub realm_specs: Vec<file::RealmSpec>,
+    /// Throttling of failed logins per source address.
+    pub auth_limits: AuthLimits,
     /// Largest WAMP message accepted or sent, in bytes (WebSocket message, RawSocket frame).
     pub max_message_size: usize,
     /// Bytes that may wait in one session's outbound queue before the slow-consumer policy applies.
@@ -71,6 +138,8 @@ pub struct Config {
     pub max_registrations_per_session: usize,
     /// Unanswered INVOCATIONs one callee may have before new calls to it fail fast.
     pub max_pending_invocations: usize,
+    /// Calls one caller may have unanswered; further calls fail with `wamp.error.unavailable`.
+    pub max_calls_per_caller: usize,
     /// Connections served at once; more are refused (RawSocket handshake error 4, HTTP 503).
     pub max_sessions: usize,
     /// Largest HTTP upgrade request accepted.
@@ -82,6 +151,8 @@ pub struct Config {
     pub pin_cores: bool,
     /// Force the epoll (legacy) driver even where io_uring works.
     pub force_epoll: bool,
+    /// Subscription patterns whose recent events are kept, in every realm.
+    pub event_history: Vec<HistorySpec>,
 }
 
 impl Default for Config {
@@ -94,6 +165,7 @@ impl Default for Config {
                 .unwrap_or(1),
             realms: vec!["realm1".to_string()],
             realm_specs: Vec::new(),
+            auth_limits: AuthLimits::default(),
             max_message_size: 16 * 1024 * 1024,
             max_queue_bytes: 64 * 1024 * 1024,
             max_queue_messages: 1_000_000,
@@ -107,11 +179,13 @@ impl Default for Config {
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
             max_pending_invocations: 10_000,
+            max_calls_per_caller: 10_000,
             max_sessions: 100_000,
             max_handshake_size: 16 * 1024,
             ring_capacity: crate::mesh::RING_CAPACITY,
             pin_cores: true,
             force_epoll: false,
+            event_history: Vec::new(),
         }
     }
 }

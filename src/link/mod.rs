@@ -356,6 +356,7 @@ pub(crate) async fn establish<R, W, D>(
     let cfg = &shard.config;
     let mut conn =
         crate::router::Conn::new(enc, cfg.max_queue_bytes, cfg.max_queue_messages, max_frame);
+    conn.info.addr = remote_addr(t.fd);
     spawn_contained(write_loop(t.wr, conn.peer.clone(), t.fd));
     let mut rd = t.rd;
     run_session(shard, &mut rd, t.buf, &mut conn, &mut deframer, t.fd).await;
@@ -450,4 +451,11 @@ impl Drop for SessionGuard<'_> {
         self.shard.request_flush();
         self.conn.peer.outbox.close(None);
     }
+}
+
+/// The TCP peer's address (None on a Unix socket), for throttling failed logins and for logs.
+fn remote_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: the fd belongs to a stream that outlives this call; SockRef does not close it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd).peer_addr().ok()?.as_socket()
 }

@@ -1,14 +1,16 @@
 //! CBOR (RFC 8949) support, hand-rolled so that the scanner can return spans
 //! and validate text strings without materializing anything.
 //!
-//! Accepted: definite and indefinite lengths, true/false/null/undefined (as
-//! null), finite half/single/double floats, the self-describe tag 55799 (which
-//! means nothing) and tag 64 on a byte string (a uint8 typed array: bytes, as
-//! some encoders write a Uint8Array). Rejected, because a message may be
-//! forwarded to JSON or MessagePack peers that could not receive them: other
-//! tags (their meaning would be lost), other simple values, infinite and NaN
+//! Portable (what the router reads and writes): definite and indefinite lengths,
+//! true/false/null/undefined (as null), finite half/single/double floats, the
+//! self-describe tag 55799 (which means nothing) and tag 64 on a byte string (a
+//! uint8 typed array: bytes, as some encoders write a Uint8Array). Refused,
+//! because JSON and MessagePack peers could not receive them: infinite and NaN
 //! floats, negative integers below -2^63, and text values starting with U+0000
-//! (binary in JSON).
+//! (binary in JSON). *Foreign*: other tags and other simple values. Inside
+//! Arguments/ArgumentsKw they pass untouched to CBOR receivers; for JSON and
+//! MessagePack receivers a tag is dropped (its content kept) and a simple value
+//! becomes null. Anywhere else in a message (Options, Details) they are refused.
 
 use std::borrow::Cow;
 
@@ -23,8 +25,11 @@ const BREAK: u8 = 0xff;
 const SELF_DESCRIBE: u64 = 55799;
 /// Tag 64 marks a byte string as a uint8 typed array (RFC 8746): bytes all the same.
 const TYPED_U8: u64 = 64;
-const TAG: CodecError =
-    CodecError::Malformed("cbor: tags other than 55799 and 64 are not supported");
+/// The refusal of a tag or simple value where only portable values are allowed.
+pub(crate) const FOREIGN: CodecError = CodecError::Malformed(
+    "cbor: tags other than 55799 and 64, and simple values other than true, false, null and \
+     undefined, are allowed only inside Arguments and ArgumentsKw",
+);
 const BIG_NEG: CodecError = CodecError::Malformed("cbor: negative integer below -2^63");
 const NUL_TEXT: CodecError =
     CodecError::Malformed("cbor: text starting with U+0000 (binary in JSON)");
@@ -86,12 +91,13 @@ fn check_count(b: &[u8], j: usize, n: u64, per: u64) -> Result<usize, CodecError
     Ok(n as usize)
 }
 
-fn simple_kind(ai: u8) -> Result<Kind, CodecError> {
+/// The kind of a simple value or float; `None` for a simple value other serializers lack.
+fn simple_kind(ai: u8) -> Option<Kind> {
     match ai {
-        20 | 21 => Ok(Kind::Bool),
-        22 | 23 => Ok(Kind::Null),
-        25..=27 => Ok(Kind::Float),
-        _ => Err(CodecError::Malformed("cbor: unsupported simple value")),
+        20 | 21 => Some(Kind::Bool),
+        22 | 23 => Some(Kind::Null),
+        25..=27 => Some(Kind::Float),
+        _ => None,
     }
 }
 
@@ -104,9 +110,12 @@ fn float_of(ai: u8, x: u64) -> f64 {
     }
 }
 
-/// A simple value or float that every serializer can carry.
-fn simple(ai: u8, x: u64) -> Result<Kind, CodecError> {
-    let kind = simple_kind(ai)?;
+/// A simple value or float; a simple value other serializers lack is foreign (null to them).
+fn simple(ai: u8, x: u64, foreign: &mut bool) -> Result<Kind, CodecError> {
+    let Some(kind) = simple_kind(ai) else {
+        *foreign = true;
+        return Ok(Kind::Null);
+    };
     if kind == Kind::Float && !float_of(ai, x).is_finite() {
         return Err(CodecError::Malformed("cbor: infinite or NaN float"));
     }
@@ -152,16 +161,6 @@ fn skip_string(b: &[u8], major: u8, arg: Option<u64>, j: usize) -> Result<usize,
     Ok(end)
 }
 
-/// The content of tag 64, which must be a byte string; returns its end.
-fn typed_u8(b: &[u8], i: usize) -> Result<usize, CodecError> {
-    match head(b, i)? {
-        (2, _, arg, j) => skip_string(b, 2, arg, j),
-        _ => Err(CodecError::Malformed(
-            "cbor: tag 64 on something else than bytes",
-        )),
-    }
-}
-
 /// A map key: any text (keys are text in JSON too, so a leading U+0000 is no problem there).
 fn skip_key(b: &[u8], i: usize, depth: usize) -> Result<usize, CodecError> {
     match head(b, i)? {
@@ -172,8 +171,9 @@ fn skip_key(b: &[u8], i: usize, depth: usize) -> Result<usize, CodecError> {
     }
 }
 
-/// Validates one value at `i`; returns its end and kind.
-fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
+/// Validates one value at `i`; returns its end and kind. Sets `foreign` if a foreign tag or simple
+/// value was seen.
+fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, Kind), CodecError> {
     let (major, ai, arg, j) = head(b, i)?;
     Ok(match (major, arg) {
         (0, _) => (j, Kind::UInt),
@@ -189,11 +189,11 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             let pair = major == 5;
             let mut k = j;
-            let entry = |k: usize| -> Result<usize, CodecError> {
+            let mut entry = |k: usize| -> Result<usize, CodecError> {
                 if pair {
-                    Ok(skip(b, skip_key(b, k, depth + 1)?, depth + 1)?.0)
+                    Ok(skip(b, skip_key(b, k, depth + 1)?, depth + 1, foreign)?.0)
                 } else {
-                    Ok(skip(b, k, depth + 1)?.0)
+                    Ok(skip(b, k, depth + 1, foreign)?.0)
                 }
             };
             match arg {
@@ -215,15 +215,18 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             (k, if pair { Kind::Dict } else { Kind::List })
         }
-        (6, Some(SELF_DESCRIBE)) => {
+        (6, tag) => {
             if depth >= MAX_DEPTH {
                 return Err(DEEP);
             }
-            skip(b, j, depth + 1)?
+            let (end, kind) = skip(b, j, depth + 1, foreign)?;
+            // A uint8 typed array is plain bytes; any other meaning would be lost in transit.
+            if tag != Some(SELF_DESCRIBE) && !(tag == Some(TYPED_U8) && kind == Kind::Bin) {
+                *foreign = true;
+            }
+            (end, kind)
         }
-        (6, Some(TYPED_U8)) => (typed_u8(b, j)?, Kind::Bin),
-        (6, _) => return Err(TAG),
-        (7, Some(x)) => (j, simple(ai, x)?),
+        (7, Some(x)) => (j, simple(ai, x, foreign)?),
         _ => return Err(BAD),
     })
 }
@@ -255,10 +258,12 @@ pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
     }
     let mut items = Items::new();
     let mut push = |j: usize| -> Result<usize, CodecError> {
-        let (end, kind) = skip(b, j, 1)?;
+        let mut foreign = false;
+        let (end, kind) = skip(b, j, 1, &mut foreign)?;
         items.push(Item {
             kind,
             span: &b[j..end],
+            foreign,
         });
         Ok(end)
     };
@@ -310,24 +315,38 @@ pub(crate) fn peek_code(b: &[u8]) -> Option<u64> {
     }
 }
 
+/// Checks that `b` is one value made only of portable values (no foreign tag or simple value).
 pub(crate) fn validate(b: &[u8]) -> Result<(), CodecError> {
-    let (end, _) = skip(b, 0, 0)?;
-    trailing(b, end)
+    let mut foreign = false;
+    let (end, _) = skip(b, 0, 0, &mut foreign)?;
+    trailing(b, end)?;
+    if foreign {
+        return Err(FOREIGN);
+    }
+    Ok(())
 }
 
 pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
-    let (major, ai, arg, _) = head(b, untag(b, 0)?).ok()?;
-    Some(match major {
-        0 => Kind::UInt,
-        1 => Kind::NegInt,
-        2 => Kind::Bin,
-        3 => Kind::Str,
-        4 => Kind::List,
-        5 => Kind::Dict,
-        6 if arg == Some(TYPED_U8) => Kind::Bin,
-        7 => simple_kind(ai).ok()?,
-        _ => return None,
-    })
+    let mut i = untag(b, 0)?;
+    // A tag's kind is its content's (as the scanner says); chains are bounded like nesting.
+    for _ in 0..MAX_DEPTH {
+        let (major, ai, _, j) = head(b, i).ok()?;
+        return Some(match major {
+            0 => Kind::UInt,
+            1 => Kind::NegInt,
+            2 => Kind::Bin,
+            3 => Kind::Str,
+            4 => Kind::List,
+            5 => Kind::Dict,
+            6 => {
+                i = j;
+                continue;
+            }
+            7 => simple_kind(ai).unwrap_or(Kind::Null),
+            _ => return None,
+        });
+    }
+    None
 }
 
 pub(crate) fn map_get<'a>(b: &'a [u8], key: &str) -> Option<&'a [u8]> {
@@ -344,7 +363,7 @@ pub(crate) fn map_get<'a>(b: &'a [u8], key: &str) -> Option<&'a [u8]> {
             None => {}
         }
         let (k, kend) = decode_at(b, j, 1).ok()?;
-        let (vend, _) = skip(b, kend, 1).ok()?;
+        let (vend, _) = skip(b, kend, 1, &mut false).ok()?;
         if matches!(k, Val::Str(ref s) if s == key) {
             return Some(&b[kend..vend]);
         }
@@ -365,7 +384,7 @@ pub(crate) fn count(b: &[u8]) -> Option<usize> {
         if major == 5 {
             j = skip_key(b, j, 1).ok()?;
         }
-        j = skip(b, j, 1).ok()?.0;
+        j = skip(b, j, 1, &mut false).ok()?.0;
         n += 1;
     }
     Some(n)
@@ -455,18 +474,21 @@ fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), Codec
             }
             decode_at(b, j, depth + 1)?
         }
-        (6, Some(TYPED_U8)) => match decode_at(b, j, depth + 1)? {
-            (v @ Val::Bytes(_), end) => (v, end),
-            _ => return Err(TAG),
-        },
-        (6, _) => return Err(TAG),
+        // Foreign tags: the nearest portable value is the content.
+        (6, _) => {
+            if depth >= MAX_DEPTH {
+                return Err(DEEP);
+            }
+            decode_at(b, j, depth + 1)?
+        }
         (7, Some(x)) => {
             let v = match ai {
                 20 => Val::Bool(false),
                 21 => Val::Bool(true),
                 22 | 23 => Val::Null,
                 25..=27 => Val::Float(float_of(ai, x)),
-                _ => return Err(CodecError::Malformed("cbor: unsupported simple value")),
+                // Foreign simple values: their nearest portable value is null.
+                _ => Val::Null,
             };
             (v, j)
         }
@@ -603,11 +625,11 @@ mod tests {
     #[test]
     fn refuses_what_other_serializers_cannot_carry() {
         let refused: &[&[u8]] = &[
-            &[0xc1, 0x02],                                           // tag 1 (epoch time)
-            &[0xc2, 0x41, 0x01],                                     // tag 2 (bignum)
+            &[0xc1, 0x02],                                           // tag 1 (epoch time): foreign
+            &[0xc2, 0x41, 0x01],                                     // tag 2 (bignum): foreign
             &[0xd9, 0xd9, 0xf7, 0xc1, 0x02], // tag 1 behind a self-describe tag
-            &[0xd8, 0x40, 0x63, b'a', b'b', b'c'], // tag 64 on text
-            &[0xd8, 0x40, 0xd9, 0xd9, 0xf7, 0x41, 0x01], // tag 64 on a tag
+            &[0xd8, 0x40, 0x63, b'a', b'b', b'c'], // tag 64 on text: foreign
+            &[0xf0],                         // simple value 16: foreign
             &[0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0], // -2^63 - 1
             &[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // -2^64
             &[0xf9, 0x7c, 0x00],             // half infinity
@@ -632,12 +654,25 @@ mod tests {
             &[0xf9, 0x7b, 0xff],          // largest half
             &[0xd8, 0x40, 0x43, 1, 2, 3], // a Uint8Array as some encoders write it
             &[0x81, 0xd8, 0x40, 0x5f, 0x41, 1, 0xff],
+            &[0xd8, 0x40, 0xd9, 0xd9, 0xf7, 0x41, 0x01], // tag 64 on self-described bytes
         ];
         for b in accepted {
             assert!(validate(b).is_ok(), "{b:02x?}");
             assert!(decode(b).is_ok(), "{b:02x?}");
         }
         assert_eq!(count(&[0xbf, 0x61, 0x00, 0x01, 0xff]), Some(1));
+        // Foreign values: found by the scanner, nearest portable value when decoded.
+        let args = [
+            0x83, 0x82, 0xc1, 0x1a, 0x65, 0x53, 0xf1, 0x00, 0xf0, 0x01, 0xa0,
+        ];
+        let items = split_array(&args).unwrap();
+        assert!(items[0].foreign && items[0].kind == Kind::List);
+        assert!(!items[1].foreign && !items[2].foreign);
+        let list = decode(items[0].span).unwrap();
+        assert!(
+            matches!(&list, Val::List(v) if v[0].as_u64() == Some(0x6553_f100) && v[1].is_null())
+        );
+        assert_eq!(kind(&[0xc1, 0x02]), Some(Kind::UInt));
         let typed = [0xd8, 0x40, 0x43, 1, 2, 3];
         assert_eq!(kind(&typed), Some(Kind::Bin));
         assert!(matches!(decode(&typed).unwrap(), Val::Bytes(b) if b.as_ref() == [1, 2, 3]));

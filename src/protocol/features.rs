@@ -149,13 +149,23 @@ const fn k(role: &'static str, feature: &'static str, bit: u32) -> Known {
 pub const BROKER_FEATURES: &[&str] = &[
     "publisher_exclusion",
     "pattern_based_subscription",
+    "subscriber_blackwhite_listing",
+    "publisher_identification",
+    "event_retention",
     "session_meta_api",
     "subscription_meta_api",
+    "event_history",
 ];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
 pub const DEALER_FEATURES: &[&str] = &[
     "pattern_based_registration",
+    "caller_identification",
+    "progressive_call_results",
+    "call_timeout",
+    "call_canceling",
+    "progressive_call_invocations",
+    "shared_registration",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",

@@ -312,6 +312,7 @@ pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
         items.push(Item {
             kind,
             span: &b[j..end],
+            foreign: false,
         });
         j = ws(b, end);
         match b.get(j) {

@@ -1,12 +1,13 @@
 //! MessagePack support: a validating skip scanner over markers (for spans),
 //! a full decoder, and a writer built on `rmp::encode`.
 //!
-//! Only what every serializer can carry is accepted, since a message may be
-//! forwarded to JSON or CBOR peers: ext types are rejected (WAMP does not use
-//! them), and so are non-finite floats and text values starting with U+0000
-//! (JSON has no infinity or NaN, and reads such text as binary). One ext value
-//! is read as nil: fixext 1 of type 0 holding 0, which is how msgpackr (and so
-//! wampy.js) writes JavaScript's `undefined`, even in the options it sends.
+//! Values every serializer can carry are what the router reads and writes: non-finite floats and
+//! text values starting with U+0000 are refused (JSON has no infinity or NaN, and reads such text
+//! as binary). Ext values are *foreign*: inside Arguments/ArgumentsKw they pass untouched to
+//! MessagePack receivers and become nil (null) for JSON and CBOR receivers; anywhere else in a
+//! message (Options, Details) they are refused. One ext value is plain nil: fixext 1 of type 0
+//! holding 0, which is how msgpackr (and so wampy.js) writes JavaScript's `undefined`, even in the
+//! options it sends.
 
 use std::borrow::Cow;
 
@@ -29,6 +30,8 @@ enum Head {
     Bin(usize),
     Arr(usize),
     Map(usize),
+    /// An ext value: type byte plus this many data bytes follow.
+    Ext(usize),
 }
 
 #[inline]
@@ -76,12 +79,15 @@ fn head(b: &[u8], i: usize) -> Result<(Head, usize), CodecError> {
         Marker::I32 => (Head::Int(i32::from_be_bytes(be(b, j)?) as i64), j + 4),
         Marker::I64 => (Head::Int(i64::from_be_bytes(be(b, j)?)), j + 8),
         Marker::FixExt1 if b.get(j..j + 2) == Some(&[0, 0]) => (Head::Nil, j + 2),
+        Marker::FixExt1 => (Head::Ext(2), j),
+        Marker::FixExt2 => (Head::Ext(3), j),
+        Marker::FixExt4 => (Head::Ext(5), j),
+        Marker::FixExt8 => (Head::Ext(9), j),
+        Marker::FixExt16 => (Head::Ext(17), j),
+        Marker::Ext8 => (Head::Ext(len8(j)? + 1), j + 1),
+        Marker::Ext16 => (Head::Ext(len16(j)? + 1), j + 2),
+        Marker::Ext32 => (Head::Ext(len32(j)? + 1), j + 4),
         Marker::Reserved => return Err(CodecError::Malformed("msgpack: reserved marker 0xc1")),
-        _ => {
-            return Err(CodecError::Malformed(
-                "msgpack: ext types are not supported",
-            ))
-        }
     })
 }
 
@@ -102,11 +108,15 @@ fn utf8(s: &[u8]) -> Result<&str, CodecError> {
     std::str::from_utf8(s).map_err(|_| CodecError::Malformed("msgpack: invalid utf-8"))
 }
 
-/// Validates one value at `i`; returns its end and kind.
-fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
+/// Validates one value at `i`; returns its end and kind. Sets `foreign` if an ext value was seen.
+fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, Kind), CodecError> {
     let (h, j) = head(b, i)?;
     Ok(match h {
         Head::Nil => (j, Kind::Null),
+        Head::Ext(n) => {
+            *foreign = true;
+            (j + body(b, j, n)?.len(), Kind::Null)
+        }
         Head::Bool(_) => (j, Kind::Bool),
         Head::UInt(_) => (j, Kind::UInt),
         Head::Int(n) => (j, int_kind(n)),
@@ -130,7 +140,7 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             let mut k = j;
             for _ in 0..n {
-                k = skip(b, k, depth + 1)?.0;
+                k = skip(b, k, depth + 1, foreign)?.0;
             }
             (k, Kind::List)
         }
@@ -143,7 +153,7 @@ fn skip(b: &[u8], i: usize, depth: usize) -> Result<(usize, Kind), CodecError> {
             }
             let mut k = j;
             for _ in 0..n {
-                k = skip(b, skip_key(b, k)?, depth + 1)?.0;
+                k = skip(b, skip_key(b, k)?, depth + 1, foreign)?.0;
             }
             (k, Kind::Dict)
         }
@@ -187,10 +197,12 @@ pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
     }
     let mut items = Items::new();
     for _ in 0..n {
-        let (end, kind) = skip(b, j, 1)?;
+        let mut foreign = false;
+        let (end, kind) = skip(b, j, 1, &mut foreign)?;
         items.push(Item {
             kind,
             span: &b[j..end],
+            foreign,
         });
         j = end;
     }
@@ -226,14 +238,24 @@ pub(crate) fn peek_code(b: &[u8]) -> Option<u64> {
     }
 }
 
+/// The refusal of an ext value where only portable values are allowed.
+pub(crate) const FOREIGN: CodecError =
+    CodecError::Malformed("msgpack: ext types are allowed only inside Arguments and ArgumentsKw");
+
+/// Checks that `b` is one value made only of portable values (no ext).
 pub(crate) fn validate(b: &[u8]) -> Result<(), CodecError> {
-    let (end, _) = skip(b, 0, 0)?;
-    trailing(b, end)
+    let mut foreign = false;
+    let (end, _) = skip(b, 0, 0, &mut foreign)?;
+    trailing(b, end)?;
+    if foreign {
+        return Err(FOREIGN);
+    }
+    Ok(())
 }
 
 pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
     Some(match head(b, 0).ok()?.0 {
-        Head::Nil => Kind::Null,
+        Head::Nil | Head::Ext(_) => Kind::Null,
         Head::Bool(_) => Kind::Bool,
         Head::UInt(_) => Kind::UInt,
         Head::Int(n) => int_kind(n),
@@ -254,7 +276,7 @@ pub(crate) fn map_get<'a>(b: &'a [u8], key: &str) -> Option<&'a [u8]> {
         let Head::Str(klen) = kh else { return None };
         let k = body(b, kstart, klen).ok()?;
         let vstart = kstart + klen;
-        let (vend, _) = skip(b, vstart, 1).ok()?;
+        let (vend, _) = skip(b, vstart, 1, &mut false).ok()?;
         if k == key.as_bytes() {
             return Some(&b[vstart..vend]);
         }
@@ -274,6 +296,8 @@ fn decode_at(b: &[u8], i: usize, depth: usize) -> Result<(Val<'_>, usize), Codec
     let (h, j) = head(b, i)?;
     Ok(match h {
         Head::Nil => (Val::Null, j),
+        // Foreign to the other serializers: its nearest value is nil.
+        Head::Ext(n) => (Val::Null, j + body(b, j, n)?.len()),
         Head::Bool(v) => (Val::Bool(v), j),
         Head::UInt(n) => (Val::UInt(n), j),
         Head::Int(n) => (Val::Int(n), j),
@@ -469,5 +493,15 @@ mod tests {
         assert!(decode(&undefined).unwrap().is_null());
         let opts = [0x81, 0xa5, b'm', b'a', b't', b'c', b'h', 0xd4, 0, 0];
         assert_eq!(map_get(&opts, "match"), Some(&undefined[..]));
+        // Other ext values are foreign: found by the scanner, nil when decoded.
+        let msg = [
+            0x93, 0x92, 0xd6, 0xff, 0, 0, 0, 1, 0x07, 0xc7, 2, 5, 1, 2, 0x80,
+        ];
+        let items = split_array(&msg).unwrap();
+        assert!(items[0].foreign && items[0].kind == Kind::List);
+        assert!(items[1].foreign && items[1].kind == Kind::Null);
+        assert!(!items[2].foreign);
+        let list = decode(items[0].span).unwrap();
+        assert!(matches!(&list, Val::List(v) if v[0].is_null() && v[1].as_u64() == Some(7)));
     }
 }

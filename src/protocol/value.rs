@@ -84,6 +84,9 @@ pub(crate) enum Kind {
 pub(crate) struct Item<'a> {
     pub kind: Kind,
     pub span: &'a [u8],
+    /// Holds a value only its own serializer can carry (a MessagePack ext, a CBOR tag or simple
+    /// value): allowed in Arguments/ArgumentsKw only.
+    pub foreign: bool,
 }
 
 /// Element list of a message; inline capacity covers every WAMP message.
@@ -319,6 +322,22 @@ impl<'a> Val<'a> {
             Val::Raw(p) if self.is_list() => raw_count(*p),
             _ => None,
         }
+    }
+
+    /// True for an empty dictionary. The common encodings of `{}` are recognised by their bytes,
+    /// so the Options of a plain CALL or YIELD cost a comparison, not a scan.
+    pub fn is_empty_dict(&self) -> bool {
+        if let Val::Raw(p) = self {
+            let empty: &[u8] = match p.ser {
+                Serializer::Json => b"{}",
+                Serializer::MsgPack => &[0x80],
+                Serializer::Cbor => &[0xa0],
+            };
+            if p.bytes == empty {
+                return true;
+            }
+        }
+        self.dict_len() == Some(0)
     }
 
     pub fn dict_len(&self) -> Option<usize> {

@@ -37,7 +37,8 @@ pub struct SubRecord {
     pub shards: u64,
 }
 
-/// A registration as the authority knows it.
+/// One callee of a registration as the authority knows it (a shared registration has one record
+/// per callee, all with the same grant).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegRecord {
     pub policy: MatchPolicy,
@@ -52,6 +53,51 @@ pub struct RegRecord {
 pub struct AuthoritySnapshot {
     pub subscriptions: Vec<SubRecord>,
     pub registrations: Vec<RegRecord>,
+}
+
+/// How the callees of a shared registration share its calls (`REGISTER.Options.invoke`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InvokePolicy {
+    /// One callee only: a second REGISTER is refused.
+    #[default]
+    Single,
+    RoundRobin,
+    Random,
+    /// The callee registered first (in the order the authority decided).
+    First,
+    /// The callee registered last.
+    Last,
+}
+
+impl InvokePolicy {
+    /// The policy named in REGISTER.Options (already type-checked); None for an unknown name.
+    pub fn from_option(name: Option<&str>) -> Option<Self> {
+        Some(match name {
+            None | Some("single") => InvokePolicy::Single,
+            Some("roundrobin") => InvokePolicy::RoundRobin,
+            Some("random") => InvokePolicy::Random,
+            Some("first") => InvokePolicy::First,
+            Some("last") => InvokePolicy::Last,
+            Some(_) => return None,
+        })
+    }
+}
+
+/// Why a REGISTER was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The procedure is taken by a `single` registration, or this one asks for `single`.
+    Exists,
+    /// The procedure is shared under another invocation policy.
+    OtherPolicy,
+}
+
+/// A callee's place in a registration: the grant (shared by every callee of it) and the callee's
+/// position in registration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Joined {
+    pub grant: Grant,
+    pub order: u64,
 }
 
 /// Decides subscription and registration identity for one realm.
@@ -71,11 +117,30 @@ pub trait Authority: Send + Sync {
     /// `shard` has no subscriber left for subscription `id` of (policy, uri). True when that retired
     /// the id (no shard has subscribers any more).
     fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool;
-    /// Makes `session` on `shard` the callee of (policy, uri); None if the procedure is taken.
-    fn register(&self, policy: MatchPolicy, uri: &str, shard: usize, session: u64)
-        -> Option<Grant>;
-    /// Retires registration `id` of (policy, uri); false if it was not the current one.
-    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64) -> bool;
+    /// Adds `session` on `shard` to the callees of (policy, uri), creating the registration if
+    /// none exists.
+    fn register(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        shard: usize,
+        session: u64,
+        invoke: InvokePolicy,
+    ) -> Result<Joined, Refusal>;
+    /// Removes `session` from the callees of registration `id` of (policy, uri), retiring the id
+    /// with its last callee; false if it was not a callee of the current registration.
+    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64, session: u64) -> bool {
+        self.unregister_retired(policy, uri, id, session).is_some()
+    }
+    /// As [`Authority::unregister`]: None if `session` was not a callee, else true when it was the
+    /// last one (the meta API's `on_delete` is published exactly once per registration).
+    fn unregister_retired(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        id: u64,
+        session: u64,
+    ) -> Option<bool>;
     /// A copy of the whole state.
     fn snapshot(&self) -> AuthoritySnapshot;
 }
@@ -89,8 +154,10 @@ struct SubInfo {
 #[derive(Debug)]
 struct RegInfo {
     grant: Grant,
-    shard: usize,
-    session: u64,
+    invoke: InvokePolicy,
+    /// (shard, session, order), in registration order.
+    callees: Vec<(usize, u64, u64)>,
+    next_order: u64,
 }
 
 #[derive(Default)]
@@ -187,32 +254,55 @@ impl Authority for LocalAuthority {
         uri: &str,
         shard: usize,
         session: u64,
-    ) -> Option<Grant> {
+        invoke: InvokePolicy,
+    ) -> Result<Joined, Refusal> {
         let mut st = self.lock();
-        if st.regs[slot(policy)].contains_key(uri) {
-            return None;
+        if let Some(info) = st.regs[slot(policy)].get_mut(uri) {
+            if info.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
+                return Err(Refusal::Exists);
+            }
+            if info.invoke != invoke {
+                return Err(Refusal::OtherPolicy);
+            }
+            let order = info.next_order;
+            info.next_order += 1;
+            info.callees.push((shard, session, order));
+            return Ok(Joined {
+                grant: info.grant,
+                order,
+            });
         }
         let grant = st.grant();
         st.regs[slot(policy)].insert(
             uri.into(),
             RegInfo {
                 grant,
-                shard,
-                session,
+                invoke,
+                callees: vec![(shard, session, 0)],
+                next_order: 1,
             },
         );
-        Some(grant)
+        Ok(Joined { grant, order: 0 })
     }
 
-    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64) -> bool {
+    fn unregister_retired(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        id: u64,
+        session: u64,
+    ) -> Option<bool> {
         let mut st = self.lock();
         let map = &mut st.regs[slot(policy)];
-        if map.get(uri).is_none_or(|r| r.grant.id != id) {
-            return false;
+        let info = map.get_mut(uri).filter(|r| r.grant.id == id)?;
+        let pos = info.callees.iter().position(|c| c.1 == session)?;
+        info.callees.remove(pos);
+        let retired = info.callees.is_empty();
+        if retired {
+            map.remove(uri);
+            st.ids.remove(&id);
         }
-        map.remove(uri);
-        st.ids.remove(&id);
-        true
+        Some(retired)
     }
 
     fn snapshot(&self) -> AuthoritySnapshot {
@@ -228,17 +318,19 @@ impl Authority for LocalAuthority {
                 });
             }
             for (uri, info) in &st.regs[slot(policy)] {
-                snap.registrations.push(RegRecord {
-                    policy,
-                    uri: uri.to_string(),
-                    grant: info.grant,
-                    shard: info.shard,
-                    session: info.session,
-                });
+                for &(shard, session, _) in &info.callees {
+                    snap.registrations.push(RegRecord {
+                        policy,
+                        uri: uri.to_string(),
+                        grant: info.grant,
+                        shard,
+                        session,
+                    });
+                }
             }
         }
         snap.subscriptions.sort_by_key(|s| s.grant.id);
-        snap.registrations.sort_by_key(|r| r.grant.id);
+        snap.registrations.sort_by_key(|r| (r.grant.id, r.session));
         snap
     }
 }
@@ -277,16 +369,54 @@ mod tests {
         assert_eq!(c.snapshot().subscriptions[0].grant, new);
     }
 
+    const SINGLE: InvokePolicy = InvokePolicy::Single;
+
     #[test]
     fn one_callee_per_procedure() {
         let c = LocalAuthority::default();
-        let g = c.register(MatchPolicy::Exact, "p", 0, 7).unwrap();
-        assert!(c.register(MatchPolicy::Exact, "p", 1, 8).is_none());
-        assert!(c.register(MatchPolicy::Prefix, "p", 1, 8).is_some());
-        assert!(!c.unregister(MatchPolicy::Exact, "p", g.id + 1));
-        assert!(c.unregister(MatchPolicy::Exact, "p", g.id));
-        let g2 = c.register(MatchPolicy::Exact, "p", 1, 8).unwrap();
+        let g = c
+            .register(MatchPolicy::Exact, "p", 0, 7, SINGLE)
+            .unwrap()
+            .grant;
+        assert_eq!(
+            c.register(MatchPolicy::Exact, "p", 1, 8, SINGLE),
+            Err(Refusal::Exists)
+        );
+        assert!(c.register(MatchPolicy::Prefix, "p", 1, 8, SINGLE).is_ok());
+        assert!(!c.unregister(MatchPolicy::Exact, "p", g.id + 1, 7));
+        assert!(!c.unregister(MatchPolicy::Exact, "p", g.id, 8));
+        assert!(c.unregister(MatchPolicy::Exact, "p", g.id, 7));
+        let g2 = c
+            .register(MatchPolicy::Exact, "p", 1, 8, SINGLE)
+            .unwrap()
+            .grant;
         assert!(g2.rev > g.rev);
         assert_eq!(c.snapshot().registrations.len(), 2);
+    }
+
+    #[test]
+    fn shared_registrations_keep_one_id_and_registration_order() {
+        let c = LocalAuthority::default();
+        let rr = InvokePolicy::RoundRobin;
+        let a = c.register(MatchPolicy::Exact, "p", 0, 7, rr).unwrap();
+        let b = c.register(MatchPolicy::Exact, "p", 1, 8, rr).unwrap();
+        assert_eq!(a.grant, b.grant);
+        assert!(b.order > a.order);
+        assert_eq!(
+            c.register(MatchPolicy::Exact, "p", 1, 9, InvokePolicy::First),
+            Err(Refusal::OtherPolicy)
+        );
+        assert_eq!(
+            c.register(MatchPolicy::Exact, "p", 1, 9, SINGLE),
+            Err(Refusal::Exists)
+        );
+        assert_eq!(c.snapshot().registrations.len(), 2);
+        assert!(c.unregister(MatchPolicy::Exact, "p", a.grant.id, 7));
+        let d = c.register(MatchPolicy::Exact, "p", 0, 10, rr).unwrap();
+        assert_eq!(d.grant, a.grant, "the id lives while a callee is left");
+        assert!(d.order > b.order);
+        assert!(c.unregister(MatchPolicy::Exact, "p", a.grant.id, 8));
+        assert!(c.unregister(MatchPolicy::Exact, "p", a.grant.id, 10));
+        assert!(c.snapshot().registrations.is_empty());
     }
 }

@@ -17,6 +17,10 @@ use crate::protocol::errors;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Val};
 use crate::router::authority::Grant;
+use crate::router::disclosure::{self, Disclosure};
+use crate::router::filter::EventFilter;
+use crate::router::history::Stored;
+use crate::router::retention::Retained;
 use crate::router::session::Peer;
 use crate::router::trie::UriTrie;
 use crate::router::wire::{AppPayload, EventFrames};
@@ -254,6 +258,10 @@ impl Router {
             self.reply_error(sid, codes::SUBSCRIBE, request, errors::INVALID_URI);
             return Flow::Continue;
         }
+        let get_retained = options
+            .get("get_retained")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;
         };
@@ -266,7 +274,7 @@ impl Router {
             // Subscribing again to what the session holds answers with the same id.
             self.after_barrier(
                 self.local[realm].broker.get(id).map_or(0, |s| s.barrier),
-                Box::new(move |r, _| r.confirm_subscribed(realm, id, sid, request)),
+                Box::new(move |r, _| r.confirm_subscribed(realm, id, sid, request, get_retained)),
             );
             return Flow::Continue;
         }
@@ -326,7 +334,7 @@ impl Router {
             token,
             Box::new(move |r, outcome| match outcome {
                 BarrierOutcome::Done => {
-                    r.confirm_subscribed(realm, id, sid, request);
+                    r.confirm_subscribed(realm, id, sid, request, get_retained);
                     r.meta_subscribed(realm, id, sid, created);
                 }
                 BarrierOutcome::TimedOut => r.abandon_subscribe(id, sid, request),
@@ -342,9 +350,16 @@ impl Router {
     }
 
     /// The announcement of subscription `id` has reached every shard: `sid` starts receiving events,
-    /// and SUBSCRIBED is queued before any of them. Nothing happens if the session left or
-    /// unsubscribed meanwhile.
-    fn confirm_subscribed(&mut self, realm: usize, id: u64, sid: u64, request: u64) {
+    /// and SUBSCRIBED is queued before any of them, followed by the retained events it asked for.
+    /// Nothing happens if the session left or unsubscribed meanwhile.
+    fn confirm_subscribed(
+        &mut self,
+        realm: usize,
+        id: u64,
+        sid: u64,
+        request: u64,
+        get_retained: bool,
+    ) {
         let holds = self
             .sessions
             .get(&sid)
@@ -363,6 +378,44 @@ impl Router {
                 subscription: id,
             },
         );
+        if get_retained {
+            self.deliver_retained(realm, id, sid);
+        }
+    }
+
+    /// Queues, for subscriber `sid` of subscription `id`, the retained event of every topic the
+    /// subscription matches that the subscriber would have received when it was published.
+    fn deliver_retained(&self, realm: usize, id: u64, sid: u64) {
+        let (Some(sub), Some(session)) =
+            (self.local[realm].broker.get(id), self.sessions.get(&sid))
+        else {
+            return;
+        };
+        let peer = &session.peer;
+        for ev in self.realms.retained(realm).matching(sub.policy, &sub.uri) {
+            if !ev.eligible(sid, &session.identity) {
+                continue;
+            }
+            let topic = (sub.policy != MatchPolicy::Exact).then(|| ev.topic.clone());
+            let frames = EventFrames::new(id, ev.publication, topic, ev.ser, ev.payload.clone())
+                .with_details(Some(ev.delivery_details()));
+            match frames.get(peer.enc) {
+                Some(frame) if frame.len() <= peer.outbox.max_frame() => {
+                    self.push_event(peer, frame)
+                }
+                _ => self.skip_event(peer, &frames),
+            }
+        }
+    }
+
+    /// True if subscriber `session` (on this shard) passes the publisher's black/white lists.
+    fn admitted(&self, filter: &EventFilter, session: u64) -> bool {
+        let who = if filter.needs_identity() {
+            self.sessions.get(&session).map(|s| &*s.identity)
+        } else {
+            None
+        };
+        filter.admits(session, who)
     }
 
     /// Another shard never acknowledged the announcement: the subscription is undone and the
@@ -465,16 +518,42 @@ impl Router {
             }
             return Flow::Continue;
         }
-        let exclude_me = options
-            .get("exclude_me")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(true);
         let Some(session) = self.sessions.get(&sid) else {
             return Flow::Continue;
         };
         let (realm, ser) = (session.realm, session.peer.enc.ser);
-        let exclude = if exclude_me { sid } else { 0 };
+        let opts = PublishOptions::read(options);
+        let details = match disclosure::publisher_disclosure(session, opts.disclose_me) {
+            Disclosure::Hidden => None,
+            Disclosure::Disclosed => Some(disclosure::publisher_details(sid, session)),
+            Disclosure::Refused(error) => {
+                self.reply_error(sid, codes::PUBLISH, request, error);
+                return Flow::Continue;
+            }
+        };
+        let exclude = if opts.exclude_me { sid } else { 0 };
+        let filter = EventFilter::from_options(options).map(Arc::new);
         let publication = ids::global();
+        if opts.retain {
+            self.realms.retained(realm).retain(Retained {
+                publication,
+                topic: Arc::from(topic),
+                ser,
+                payload: payload.detached(),
+                details: details.clone(),
+                exclude,
+                filter: filter.clone(),
+            });
+        }
+        self.realms.history(realm).keep(topic, options, || Stored {
+            at: crate::router::history::now_ms(),
+            publication,
+            topic: Arc::from(topic),
+            ser,
+            payload: payload.detached(),
+            details: details.clone(),
+            filter: filter.clone(),
+        });
         // An acknowledged publication is answered once every shard it went to has queued it for its
         // subscribers: PUBLISHED then means "everyone subscribed now has it", so a subscriber that
         // unsubscribes (or one that subscribes) after the publisher saw PUBLISHED cannot race it.
@@ -492,14 +571,11 @@ impl Router {
             // Pattern-based subscribers are told the concrete topic in Details.
             let topic_detail = (policy != MatchPolicy::Exact)
                 .then(|| concrete.get_or_insert_with(|| Arc::from(topic)).clone());
-            let frames = Arc::new(EventFrames::new(
-                id,
-                publication,
-                topic_detail,
-                ser,
-                payload.clone(),
-            ));
-            let remote = self.deliver_event(realm, id, exclude, &frames);
+            let frames = Arc::new(
+                EventFrames::new(id, publication, topic_detail, ser, payload.clone())
+                    .with_details(details.clone()),
+            );
+            let remote = self.deliver_event(realm, id, exclude, filter.as_deref(), &frames);
             for shard in bits(remote) {
                 self.out.send(
                     shard,
@@ -507,6 +583,7 @@ impl Router {
                         realm,
                         subscription: id,
                         exclude,
+                        filter: filter.clone(),
                         frames: frames.clone(),
                         token,
                     },
@@ -540,13 +617,15 @@ impl Router {
         realm: usize,
         id: u64,
         exclude: u64,
+        filter: Option<&EventFilter>,
         frames: &EventFrames,
     ) -> u64 {
         let Some(sub) = self.local[realm].broker.get(id) else {
             return 0;
         };
         for peer in &sub.local {
-            if peer.id.get() == exclude {
+            let session = peer.id.get();
+            if session == exclude || filter.is_some_and(|f| !self.admitted(f, session)) {
                 continue;
             }
             match frames.get(peer.enc) {
@@ -560,6 +639,37 @@ impl Router {
             }
         }
         sub.remote
+    }
+}
+
+/// The PUBLISH options the Broker acts on besides listing (see [`EventFilter`]).
+struct PublishOptions {
+    exclude_me: bool,
+    disclose_me: bool,
+    retain: bool,
+}
+
+impl PublishOptions {
+    fn read(options: &Val<'_>) -> Self {
+        let flag = |key: &str, default: bool| {
+            options
+                .get(key)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(default)
+        };
+        if options.dict_len() == Some(0) {
+            // The common case: no option at all, no key scan.
+            return PublishOptions {
+                exclude_me: true,
+                disclose_me: false,
+                retain: false,
+            };
+        }
+        PublishOptions {
+            exclude_me: flag("exclude_me", true),
+            disclose_me: flag("disclose_me", false),
+            retain: flag("retain", false),
+        }
     }
 }
 

@@ -7,22 +7,37 @@
 //! finished frame back — so each message is encoded exactly once, by the shard that has the payload.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use ahash::AHashMap;
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::protocol::codes;
 use crate::protocol::errors;
+use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
-use crate::router::authority::Grant;
-use crate::router::session::{HeldRegistration, PendingInvocation};
+use crate::router::authority::{Grant, InvokePolicy, Refusal};
+use crate::router::progressive::Stream;
+use crate::router::session::{HeldRegistration, Identity, PendingInvocation};
 use crate::router::trie::UriTrie;
 use crate::router::wire::{frame, AppPayload, Encoding, FrameError};
 use crate::router::{reserved_uri, BarrierOutcome, Flow, Router, ShardMsg};
 
-/// One registration as seen from one shard.
+/// One callee of a registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Callee {
+    pub shard: usize,
+    pub session: u64,
+    /// Position in registration order, as the realm's authority decided it.
+    pub order: u64,
+    /// The callee asked (`disclose_caller`) to be told who calls it.
+    pub disclose_caller: bool,
+}
+
+/// One registration as seen from one shard, with all its callees (on every shard).
 #[derive(Clone, Debug)]
 pub struct Registration {
     pub id: u64,
@@ -30,8 +45,56 @@ pub struct Registration {
     pub rev: u64,
     pub policy: MatchPolicy,
     pub uri: Arc<str>,
-    pub shard: usize,
-    pub callee: u64,
+    pub invoke: InvokePolicy,
+    /// Sorted by registration order.
+    pub callees: SmallVec<[Callee; 1]>,
+    /// Round-robin position of this shard's callers.
+    turn: Cell<usize>,
+}
+
+impl Registration {
+    /// A registration as one update describes it: one callee.
+    pub fn one(
+        id: u64,
+        rev: u64,
+        policy: MatchPolicy,
+        uri: Arc<str>,
+        invoke: InvokePolicy,
+        callee: Callee,
+    ) -> Self {
+        Registration {
+            id,
+            rev,
+            policy,
+            uri,
+            invoke,
+            callees: smallvec::smallvec![callee],
+            turn: Cell::new(0),
+        }
+    }
+
+    /// The callee the next call goes to. Round-robin rotates over the whole callee set (every
+    /// shard's callees) per caller shard, so callees on all shards get an equal share of the calls
+    /// made from each shard.
+    pub fn pick(&self) -> &Callee {
+        let n = self.callees.len();
+        match self.invoke {
+            InvokePolicy::Single | InvokePolicy::First => &self.callees[0],
+            InvokePolicy::Last => &self.callees[n - 1],
+            InvokePolicy::Random => &self.callees[fastrand::usize(..n)],
+            InvokePolicy::RoundRobin => {
+                let t = self.turn.get() % n;
+                self.turn.set(t + 1);
+                &self.callees[t]
+            }
+        }
+    }
+
+    fn add(&mut self, callee: Callee) {
+        self.callees.retain(|c| c.session != callee.session);
+        let pos = self.callees.partition_point(|c| c.order < callee.order);
+        self.callees.insert(pos, callee);
+    }
 }
 
 /// A shard's replica of one realm's registrations.
@@ -42,8 +105,9 @@ pub struct Dealer {
 }
 
 impl Dealer {
-    /// Adds a registration, replacing an older one for the same pattern (the authority retired it);
-    /// an update older than what the replica holds is stale and ignored.
+    /// Adds the callee of `reg` to its registration, replacing an older registration for the same
+    /// pattern (the authority retired it); an update older than what the replica holds is stale and
+    /// ignored.
     pub fn insert(&mut self, reg: Registration) {
         if let Some(&old) = self.trie.get(reg.policy, &reg.uri) {
             if self.regs.get(&old).is_some_and(|o| o.rev > reg.rev) {
@@ -54,15 +118,31 @@ impl Dealer {
             }
         }
         self.trie.insert(reg.policy, &reg.uri, reg.id);
-        self.regs.insert(reg.id, reg);
+        match self.regs.get_mut(&reg.id) {
+            Some(held) => {
+                for c in reg.callees {
+                    held.add(c);
+                }
+            }
+            None => {
+                self.regs.insert(reg.id, reg);
+            }
+        }
     }
 
-    /// Removes registration `id` (a no-op if a newer registration took its pattern).
-    pub fn remove(&mut self, id: u64) {
-        if let Some(reg) = self.regs.remove(&id) {
-            if self.trie.get(reg.policy, &reg.uri) == Some(&id) {
-                self.trie.remove(reg.policy, &reg.uri);
-            }
+    /// Removes callee `session` of registration `id`, and the registration with its last callee
+    /// (a no-op if a newer registration took its pattern).
+    pub fn remove(&mut self, id: u64, session: u64) {
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return;
+        };
+        reg.callees.retain(|c| c.session != session);
+        if !reg.callees.is_empty() {
+            return;
+        }
+        let reg = self.regs.remove(&id).expect("present");
+        if self.trie.get(reg.policy, &reg.uri) == Some(&id) {
+            self.trie.remove(reg.policy, &reg.uri);
         }
     }
 
@@ -70,6 +150,11 @@ impl Dealer {
     pub fn route(&self, procedure: &str) -> Option<&Registration> {
         let (_, _, id) = self.trie.best_match(procedure)?;
         self.regs.get(id)
+    }
+
+    /// The registration `id`.
+    pub fn get(&self, id: u64) -> Option<&Registration> {
+        self.regs.get(&id)
     }
 
     /// Every registration of this replica.
@@ -102,14 +187,54 @@ pub struct Invoke {
     pub procedure: Option<Arc<str>>,
     pub ser: Serializer,
     pub payload: AppPayload,
+    /// The caller asked for progressive results.
+    pub receive_progress: bool,
+    /// `CALL.Options.timeout` in milliseconds; 0 means none.
+    pub timeout_ms: u64,
+    /// Who the caller is, when the caller or the registration asked for disclosure.
+    pub disclosed: Option<(u64, Arc<Identity>)>,
+    /// A progressive call invocation: more chunks follow.
+    pub progress: bool,
+    /// A further chunk of a progressive call (not a new call).
+    pub continuation: bool,
+}
+
+/// What a CALL's options ask of the router. Read only when the options are not empty, so a plain
+/// call pays one length check.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct CallOptions {
+    pub receive_progress: bool,
+    pub disclose_me: bool,
+    pub timeout_ms: u64,
+    pub progress: bool,
+}
+
+impl CallOptions {
+    pub(crate) fn read(options: &Val<'_>) -> Self {
+        if options.is_empty_dict() {
+            return Self::default();
+        }
+        let flag = |k: &str| options.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        CallOptions {
+            receive_progress: flag("receive_progress"),
+            disclose_me: flag("disclose_me"),
+            progress: flag("progress"),
+            timeout_ms: options.get("timeout").and_then(|v| v.as_u64()).unwrap_or(0),
+        }
+    }
+}
+
+/// Whether a caller with this identity may have itself disclosed to callees. Everyone may today;
+/// this is where per-role rules decide once roles carry such a permission.
+pub(crate) fn may_disclose_caller(_who: &Identity) -> bool {
+    true
 }
 
 impl Invoke {
     /// Answers the caller with an ERROR for its CALL, wherever the caller is.
-    fn fail(&self, r: &mut Router, error: &str, text: &str) {
-        if let Some(err) = error_frame(self.caller_enc, self.caller_request, error, text) {
-            r.send_to_session(self.caller_shard, self.caller, err);
-        }
+    pub(crate) fn fail(&self, r: &mut Router, error: &str, text: &str) {
+        let err = error_frame(self.caller_enc, self.caller_request, error, text);
+        r.finish_call(self.caller_shard, self.caller, err);
     }
 }
 
@@ -127,12 +252,19 @@ impl Router {
         let Some(policy) = self.match_policy(sid, codes::REGISTER, request, options) else {
             return Flow::Continue;
         };
-        if let Some(invoke) = options.get("invoke").and_then(|v| v.as_str()) {
-            if invoke != "single" {
-                self.reply_error(sid, codes::REGISTER, request, errors::INVALID_ARGUMENT);
-                return Flow::Continue;
-            }
-        }
+        let disclose_caller = options
+            .get("disclose_caller")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let named = options.get("invoke");
+        let named = named
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .and_then(|v| v.as_str());
+        let Some(invoke) = InvokePolicy::from_option(named.as_deref()) else {
+            self.reply_error(sid, codes::REGISTER, request, errors::INVALID_ARGUMENT);
+            return Flow::Continue;
+        };
         if !uri::is_valid_pattern(procedure, policy, false)
             || procedure.len() > self.limits.max_uri_len
             || reserved_uri(procedure)
@@ -147,12 +279,12 @@ impl Router {
             self.reply_error(sid, codes::REGISTER, request, errors::UNAVAILABLE);
             return Flow::Continue;
         }
-        let realm = session.realm;
-        let claimed = self
-            .realms
-            .authority(realm)
-            .register(policy, procedure, self.shard, sid);
-        let Some(grant) = claimed else {
+        if session
+            .registrations
+            .iter()
+            .any(|r| r.policy == policy && &*r.uri == procedure)
+        {
+            // Already one of its callees: a session is not a callee of one procedure twice.
             self.reply_error(
                 sid,
                 codes::REGISTER,
@@ -160,6 +292,22 @@ impl Router {
                 errors::PROCEDURE_ALREADY_EXISTS,
             );
             return Flow::Continue;
+        }
+        let realm = session.realm;
+        let claimed = self
+            .realms
+            .authority(realm)
+            .register(policy, procedure, self.shard, sid, invoke);
+        let (grant, order) = match claimed {
+            Ok(j) => (j.grant, j.order),
+            Err(refusal) => {
+                let error = match refusal {
+                    Refusal::Exists => errors::PROCEDURE_ALREADY_EXISTS,
+                    Refusal::OtherPolicy => errors::PROCEDURE_EXISTS_WITH_DIFFERENT_POLICY,
+                };
+                self.reply_error(sid, codes::REGISTER, request, error);
+                return Flow::Continue;
+            }
         };
         let uri: Arc<str> = Arc::from(procedure);
         if let Some(s) = self.sessions.get_mut(&sid) {
@@ -175,23 +323,26 @@ impl Router {
             policy,
             uri: uri.clone(),
             callee: Some(sid),
+            session: sid,
+            order,
+            invoke,
+            disclose_caller,
             token,
         });
-        let reg = Registration {
-            id: grant.id,
-            rev: grant.rev,
-            policy,
-            uri,
+        let callee = Callee {
             shard: self.shard,
-            callee: sid,
+            session: sid,
+            order,
+            disclose_caller,
         };
+        let reg = Registration::one(grant.id, grant.rev, policy, uri, invoke, callee);
         if token != 0 {
-            self.unconfirmed.insert(grant.id, Vec::new());
+            self.unconfirmed.insert((grant.id, sid), Vec::new());
         }
         self.after_barrier(
             token,
             Box::new(move |r, outcome| match outcome {
-                BarrierOutcome::Done => r.confirm_registered(realm, reg, request),
+                BarrierOutcome::Done => r.confirm_registered(realm, reg, sid, request),
                 BarrierOutcome::TimedOut => r.abandon_register(realm, reg.id, sid, request),
             }),
         );
@@ -200,9 +351,9 @@ impl Router {
 
     /// Every shard knows the registration: route this shard's calls to it, queue REGISTERED, then
     /// the calls that reached it early. Nothing happens if the callee left or unregistered meanwhile.
-    fn confirm_registered(&mut self, realm: usize, reg: Registration, request: u64) {
-        let early = self.unconfirmed.remove(&reg.id).unwrap_or_default();
-        let (id, sid) = (reg.id, reg.callee);
+    fn confirm_registered(&mut self, realm: usize, reg: Registration, sid: u64, request: u64) {
+        let early = self.unconfirmed.remove(&(reg.id, sid)).unwrap_or_default();
+        let id = reg.id;
         if !self
             .sessions
             .get(&sid)
@@ -213,7 +364,7 @@ impl Router {
             }
             return;
         }
-        let (policy, uri) = (reg.policy, reg.uri.clone());
+        let meta = reg.clone();
         self.local[realm].dealer.insert(reg);
         self.reply(
             sid,
@@ -222,7 +373,7 @@ impl Router {
                 registration: id,
             },
         );
-        self.meta_registered(realm, sid, id, policy, uri);
+        self.meta_registered(realm, sid, &meta);
         for inv in early {
             self.on_invoke(inv);
         }
@@ -230,7 +381,7 @@ impl Router {
 
     /// Another shard never acknowledged the registration: it is undone and the callee told so.
     fn abandon_register(&mut self, realm: usize, id: u64, sid: u64, request: u64) {
-        let early = self.unconfirmed.remove(&id).unwrap_or_default();
+        let early = self.unconfirmed.remove(&(id, sid)).unwrap_or_default();
         for inv in early {
             inv.fail(
                 self,
@@ -243,7 +394,7 @@ impl Router {
             Some(s.registrations.swap_remove(pos))
         });
         if let Some(held) = held {
-            self.drop_registration(realm, &held);
+            self.drop_registration(realm, sid, &held);
             self.reply_error_text(
                 sid,
                 codes::REGISTER,
@@ -269,7 +420,7 @@ impl Router {
             );
             return Flow::Continue;
         };
-        self.drop_registration(realm, &held);
+        let deleted = self.drop_registration(realm, sid, &held);
         self.reply(
             sid,
             &Message::Unregistered {
@@ -277,17 +428,26 @@ impl Router {
                 details: None,
             },
         );
-        self.meta_unregistered(realm, sid, held.id);
+        self.meta_unregistered(realm, sid, held.id, deleted);
         Flow::Continue
     }
 
-    /// Retires a registration here, in the realm authority and on every other shard. Works from
-    /// what the session holds, so a procedure is freed even if this replica never had the entry.
-    pub(crate) fn drop_registration(&mut self, realm: usize, held: &HeldRegistration) {
-        self.local[realm].dealer.remove(held.id);
-        self.realms
+    /// Removes callee `sid` from a registration here, in the realm authority and on every other
+    /// shard (the registration is retired with its last callee). Works from what the session holds,
+    /// so a procedure is freed even if this replica never had the entry.
+    /// True when `sid` was its last callee (the registration is gone realm-wide).
+    pub(crate) fn drop_registration(
+        &mut self,
+        realm: usize,
+        sid: u64,
+        held: &HeldRegistration,
+    ) -> bool {
+        self.local[realm].dealer.remove(held.id, sid);
+        let retired = self
+            .realms
             .authority(realm)
-            .unregister(held.policy, &held.uri, held.id);
+            .unregister_retired(held.policy, &held.uri, held.id, sid)
+            .unwrap_or(false);
         let grant = Grant {
             id: held.id,
             rev: 0,
@@ -298,8 +458,13 @@ impl Router {
             policy: held.policy,
             uri: held.uri.clone(),
             callee: None,
+            session: sid,
+            order: 0,
+            invoke: InvokePolicy::Single,
+            disclose_caller: false,
             token: 0,
         });
+        retired
     }
 
     /// CALL: route to the callee's shard (possibly this one).
@@ -308,6 +473,7 @@ impl Router {
         sid: u64,
         request: u64,
         procedure: &str,
+        options: &Val<'_>,
         payload: AppPayload,
     ) -> Flow {
         if !uri::is_valid_uri(procedure, false) || procedure.len() > self.limits.max_uri_len {
@@ -317,19 +483,42 @@ impl Router {
         if crate::router::meta::is_meta_procedure(procedure) {
             return self.on_meta_call(sid, request, procedure, payload);
         }
-        let Some(session) = self.sessions.get(&sid) else {
+        let opts = CallOptions::read(options);
+        // One lookup of the caller for the whole CALL path (fields borrowed apart).
+        let Some(session) = self.sessions.get_mut(&sid) else {
             return Flow::Continue;
         };
         let (realm, enc) = (session.realm, session.peer.enc);
         let caller_max_frame = session.peer.outbox.max_frame();
+        let refused = if opts.disclose_me && !may_disclose_caller(&session.identity) {
+            Some((errors::OPTION_DISALLOWED_DISCLOSE_ME, None))
+        } else if session.calls_in_flight >= self.limits.max_calls_per_caller
+            || (opts.progress && session.open_streams >= self.limits.max_calls_per_caller)
+        {
+            Some((
+                errors::UNAVAILABLE,
+                Some("the caller has too many calls in progress"),
+            ))
+        } else {
+            None
+        };
+        if let Some((error, text)) = refused {
+            self.send_error(sid, codes::CALL, request, error, text);
+            return Flow::Continue;
+        }
         let Some(reg) = self.local[realm].dealer.route(procedure) else {
             self.reply_error(sid, codes::CALL, request, errors::NO_SUCH_PROCEDURE);
             return Flow::Continue;
         };
+        let to = *reg.pick();
+        session.calls_in_flight += 1;
+        // Cloned only when disclosed: a plain call touches no reference count.
+        let disclosed =
+            (opts.disclose_me || to.disclose_caller).then(|| (sid, session.identity.clone()));
         let inv = Invoke {
             realm,
             registration: reg.id,
-            callee: reg.callee,
+            callee: to.session,
             caller_shard: self.shard,
             caller: sid,
             caller_request: request,
@@ -338,8 +527,22 @@ impl Router {
             procedure: (reg.policy != MatchPolicy::Exact).then(|| Arc::from(procedure)),
             ser: enc.ser,
             payload,
+            receive_progress: opts.receive_progress,
+            timeout_ms: opts.timeout_ms,
+            disclosed,
+            progress: opts.progress,
+            continuation: false,
         };
-        let shard = reg.shard;
+        let shard = to.shard;
+        if opts.progress {
+            let stream = Stream {
+                realm,
+                shard,
+                callee: to.session,
+                registration: reg.id,
+            };
+            self.open_stream(sid, request, stream);
+        }
         if shard == self.shard {
             self.on_invoke(inv);
         } else {
@@ -351,7 +554,7 @@ impl Router {
     /// A CALL arriving at the callee's shard: send the INVOCATION and remember the caller. Every path
     /// out of here either queues the INVOCATION with its pending slot taken, or answers the caller.
     pub(crate) fn on_invoke(&mut self, inv: Invoke) {
-        if let Some(early) = self.unconfirmed.get_mut(&inv.registration) {
+        if let Some(early) = self.unconfirmed.get_mut(&(inv.registration, inv.callee)) {
             // Reached this shard before every shard acknowledged the registration: the callee must
             // see REGISTERED first.
             if early.len() < self.limits.max_pending_invocations {
@@ -363,6 +566,10 @@ impl Router {
                     "the callee has too many calls in progress",
                 );
             }
+            return;
+        }
+        if inv.continuation {
+            self.on_chunk(inv);
             return;
         }
         let callee = self
@@ -387,15 +594,19 @@ impl Router {
             );
             return;
         }
+        let streams =
+            ClientFeatures::CALLEE_PROGRESSIVE_INVOCATIONS | ClientFeatures::CALLEE_CALL_CANCELING;
+        if inv.progress && !callee.features.has(streams) {
+            inv.fail(
+                self,
+                errors::FEATURE_NOT_SUPPORTED,
+                "the callee does not take progressive call invocations",
+            );
+            return;
+        }
         let peer = callee.peer.clone();
         let request = callee.next_invocation_peek();
-        let details = match &inv.procedure {
-            Some(p) => Val::Dict(vec![(
-                Cow::Borrowed("procedure"),
-                Val::Str(Cow::Borrowed(p)),
-            )]),
-            None => Val::empty_dict(),
-        };
+        let details = invocation_details(&inv, callee.features);
         let (args, kwargs) = inv.payload.vals(inv.ser);
         let framed = frame(
             peer.enc,
@@ -434,8 +645,12 @@ impl Router {
                 caller_request: inv.caller_request,
                 caller_enc: inv.caller_enc,
                 caller_max_frame: inv.caller_max_frame,
+                receive_progress: inv.receive_progress,
             },
         );
+        if inv.timeout_ms > 0 {
+            self.start_call_timer(inv.timeout_ms, inv.callee, request, inv.caller_request);
+        }
         self.push(&peer, bytes);
     }
 
@@ -447,7 +662,17 @@ impl Router {
     }
 
     /// YIELD: the callee's answer becomes the caller's RESULT.
-    pub(crate) fn on_yield(&mut self, sid: u64, request: u64, payload: AppPayload) -> Flow {
+    pub(crate) fn on_yield(
+        &mut self,
+        sid: u64,
+        request: u64,
+        options: &Val<'_>,
+        payload: AppPayload,
+    ) -> Flow {
+        if is_progress(options) {
+            self.on_progress(sid, request, payload);
+            return Flow::Continue;
+        }
         let Some((pending, ser)) = self.take_invocation(sid, request) else {
             return Flow::Continue;
         };
@@ -508,23 +733,46 @@ impl Router {
     /// the caller could not take (too large, or not expressible in its serializer) becomes an ERROR,
     /// so the caller is never left waiting.
     fn answer_caller(&mut self, pending: &PendingInvocation, msg: &Message<'_>) {
-        let (error, text) = match frame(pending.caller_enc, msg) {
-            Ok(bytes) if bytes.len() <= pending.caller_max_frame => {
-                self.send_to_session(pending.caller_shard, pending.caller, bytes);
-                return;
+        let bytes = match for_caller(pending, msg) {
+            Ok(bytes) => Some(bytes),
+            Err((error, text)) => {
+                tracing::debug!(caller = pending.caller, "{text}");
+                error_frame(pending.caller_enc, pending.caller_request, error, &text)
             }
-            Ok(_) | Err(FrameError::TooLarge(_)) => (
-                errors::PAYLOAD_SIZE_EXCEEDED,
-                "the callee's answer is too large for the caller".to_string(),
-            ),
-            Err(FrameError::Codec(e)) => (
-                errors::INVALID_ARGUMENT,
-                format!("the callee's answer cannot be expressed in the caller's serializer: {e}"),
-            ),
         };
-        tracing::debug!(caller = pending.caller, "{text}");
-        if let Some(b) = error_frame(pending.caller_enc, pending.caller_request, error, &text) {
-            self.send_to_session(pending.caller_shard, pending.caller, b);
+        self.finish_call(pending.caller_shard, pending.caller, bytes);
+    }
+
+    /// A progressive YIELD: a RESULT with `progress` for a caller that asked for them; the call
+    /// stays pending. Dropped when the caller did not ask (or the call has ended). One the caller
+    /// could not take ends the call with an ERROR instead.
+    fn on_progress(&mut self, sid: u64, request: u64, payload: AppPayload) {
+        let Some(session) = self.sessions.get(&sid) else {
+            return;
+        };
+        let ser = session.peer.enc.ser;
+        let Some(pending) = session.invocations.get(&request) else {
+            return;
+        };
+        if !pending.receive_progress {
+            return;
+        }
+        let (args, kwargs) = payload.vals(ser);
+        let msg = Message::Result {
+            request: pending.caller_request,
+            details: Val::Dict(vec![(Cow::Borrowed("progress"), Val::Bool(true))]),
+            args,
+            kwargs,
+        };
+        match for_caller(pending, &msg) {
+            Ok(bytes) => {
+                let (shard, caller) = (pending.caller_shard, pending.caller);
+                self.send_to_session(shard, caller, bytes);
+            }
+            Err(_) => {
+                let (pending, _) = self.take_invocation(sid, request).expect("looked up above");
+                self.answer_caller(&pending, &msg);
+            }
         }
     }
 
@@ -534,20 +782,78 @@ impl Router {
         invocations: impl IntoIterator<Item = PendingInvocation>,
     ) {
         for p in invocations {
-            if let Some(b) = error_frame(
+            let b = error_frame(
                 p.caller_enc,
                 p.caller_request,
                 errors::CANCELED,
                 "the callee left before answering",
-            ) {
-                self.send_to_session(p.caller_shard, p.caller, b);
-            }
+            );
+            self.finish_call(p.caller_shard, p.caller, b);
         }
     }
 }
 
+/// `msg` in the caller's encoding, or the ERROR to send instead when the caller could not take it
+/// (too large, or not expressible in its serializer), so the caller is never left waiting.
+fn for_caller(
+    pending: &PendingInvocation,
+    msg: &Message<'_>,
+) -> Result<Bytes, (&'static str, String)> {
+    match frame(pending.caller_enc, msg) {
+        Ok(bytes) if bytes.len() <= pending.caller_max_frame => Ok(bytes),
+        Ok(_) | Err(FrameError::TooLarge(_)) => Err((
+            errors::PAYLOAD_SIZE_EXCEEDED,
+            "the callee's answer is too large for the caller".to_string(),
+        )),
+        Err(FrameError::Codec(e)) => Err((
+            errors::INVALID_ARGUMENT,
+            format!("the callee's answer cannot be expressed in the caller's serializer: {e}"),
+        )),
+    }
+}
+
+/// True for a YIELD that is a progressive result.
+fn is_progress(options: &Val<'_>) -> bool {
+    !options.is_empty_dict() && options.get("progress").and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// INVOCATION.Details: the concrete procedure of a pattern-based registration, `receive_progress`
+/// for a callee that can stream, and who calls when disclosure was asked for.
+fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
+    if inv.procedure.is_none() && !inv.receive_progress && inv.disclosed.is_none() && !inv.progress
+    {
+        return Val::empty_dict();
+    }
+    let mut d = Vec::new();
+    if let Some(p) = &inv.procedure {
+        d.push((Cow::Borrowed("procedure"), Val::Str(Cow::Borrowed(&**p))));
+    }
+    if inv.receive_progress && callee.has(ClientFeatures::CALLEE_PROGRESSIVE_RESULTS) {
+        d.push((Cow::Borrowed("receive_progress"), Val::Bool(true)));
+    }
+    if inv.progress {
+        d.push((Cow::Borrowed("progress"), Val::Bool(true)));
+    }
+    if let Some((sid, who)) = &inv.disclosed {
+        d.push((Cow::Borrowed("caller"), Val::UInt(*sid)));
+        d.push((
+            Cow::Borrowed("caller_authid"),
+            Val::Str(Cow::Borrowed(&who.authid)),
+        ));
+        d.push((
+            Cow::Borrowed("caller_authrole"),
+            Val::Str(Cow::Borrowed(&who.authrole)),
+        ));
+    }
+    if d.is_empty() {
+        Val::empty_dict()
+    } else {
+        Val::Dict(d)
+    }
+}
+
 /// An ERROR for a CALL, with a human-readable message as its only argument.
-fn error_frame(enc: Encoding, request: u64, error: &str, text: &str) -> Option<Bytes> {
+pub(crate) fn error_frame(enc: Encoding, request: u64, error: &str, text: &str) -> Option<Bytes> {
     let msg = Message::Error {
         request_type: codes::CALL,
         request,
@@ -563,15 +869,24 @@ fn error_frame(enc: Encoding, request: u64, error: &str, text: &str) -> Option<B
 mod tests {
     use super::*;
 
-    fn reg(id: u64, rev: u64, shard: usize, callee: u64) -> Registration {
-        Registration {
-            id,
-            rev,
-            policy: MatchPolicy::Exact,
-            uri: Arc::from("p"),
+    fn reg_with(
+        id: u64,
+        rev: u64,
+        invoke: InvokePolicy,
+        shard: usize,
+        callee: u64,
+    ) -> Registration {
+        let c = Callee {
             shard,
-            callee,
-        }
+            session: callee,
+            order: callee,
+            disclose_caller: false,
+        };
+        Registration::one(id, rev, MatchPolicy::Exact, Arc::from("p"), invoke, c)
+    }
+
+    fn reg(id: u64, rev: u64, shard: usize, callee: u64) -> Registration {
+        reg_with(id, rev, InvokePolicy::Single, shard, callee)
     }
 
     /// B's callee registered X and unregistered; A's callee then registered Y. B's late "add X"
@@ -581,7 +896,7 @@ mod tests {
         let mut a = Dealer::default();
         a.insert(reg(20, 5, 0, 1));
         a.insert(reg(10, 3, 1, 2));
-        a.remove(10);
+        a.remove(10, 2);
         assert_eq!(a.route("p").map(|r| r.id), Some(20));
         assert_eq!(a.len(), 1);
     }
@@ -591,10 +906,40 @@ mod tests {
         let mut a = Dealer::default();
         a.insert(reg(10, 3, 1, 2));
         a.insert(reg(20, 5, 0, 1));
-        assert_eq!(a.route("p").map(|r| (r.id, r.callee)), Some((20, 1)));
-        a.remove(10);
+        assert_eq!(
+            a.route("p").map(|r| (r.id, r.pick().session)),
+            Some((20, 1))
+        );
+        a.remove(10, 2);
         assert_eq!(a.route("p").map(|r| r.id), Some(20));
-        a.remove(20);
+        a.remove(20, 1);
         assert!(a.route("p").is_none() && a.is_empty());
+    }
+
+    /// Callees are kept in the authority's registration order whatever order their updates
+    /// arrive in; `first`/`last` follow it, round-robin visits each in turn.
+    #[test]
+    fn shared_callees_follow_registration_order() {
+        for (invoke, want) in [
+            (InvokePolicy::First, vec![3, 3, 3]),
+            (InvokePolicy::Last, vec![9, 9, 9]),
+            (InvokePolicy::RoundRobin, vec![3, 5, 9, 3, 5, 9]),
+        ] {
+            let mut a = Dealer::default();
+            for callee in [9, 3, 5] {
+                a.insert(reg_with(10, 3, invoke, callee as usize % 2, callee));
+            }
+            let r = a.route("p").unwrap();
+            let got: Vec<u64> = want.iter().map(|_| r.pick().session).collect();
+            assert_eq!(got, want, "{invoke:?}");
+        }
+        let mut a = Dealer::default();
+        for callee in [1, 2] {
+            a.insert(reg_with(10, 3, InvokePolicy::Random, 0, callee));
+        }
+        a.remove(10, 1);
+        assert_eq!(a.route("p").unwrap().pick().session, 2);
+        a.remove(10, 2);
+        assert!(a.is_empty());
     }
 }

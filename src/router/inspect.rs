@@ -96,16 +96,18 @@ impl ShardReport {
                 let mut registrations: Vec<ReplicaReg> = r
                     .dealer
                     .iter()
-                    .map(|g| ReplicaReg {
-                        policy: g.policy,
-                        uri: g.uri.to_string(),
-                        id: g.id,
-                        rev: g.rev,
-                        shard: g.shard,
-                        callee: g.callee,
+                    .flat_map(|g| {
+                        g.callees.iter().map(|c| ReplicaReg {
+                            policy: g.policy,
+                            uri: g.uri.to_string(),
+                            id: g.id,
+                            rev: g.rev,
+                            shard: c.shard,
+                            callee: c.session,
+                        })
                     })
                     .collect();
-                registrations.sort_by_key(|g| g.id);
+                registrations.sort_by_key(|g| (g.id, g.callee));
                 RealmReplica {
                     subscriptions,
                     registrations,
@@ -246,17 +248,18 @@ impl StateReport {
     }
 
     fn check_registrations(&self, realm: usize, auth: &AuthoritySnapshot, out: &mut Vec<String>) {
-        let mut held: BTreeMap<u64, (usize, u64)> = BTreeMap::new();
+        // (registration, callee session) → callee shard: one entry per callee of a shared one.
+        let mut held: BTreeMap<(u64, u64), usize> = BTreeMap::new();
         for shard in &self.shards {
             for s in shard.sessions.iter().filter(|s| s.realm == realm) {
                 for &id in &s.registrations {
-                    held.insert(id, (shard.shard, s.session));
+                    held.insert((id, s.session), shard.shard);
                 }
             }
         }
         for rec in &auth.registrations {
-            match held.remove(&rec.grant.id) {
-                Some(owner) if owner == (rec.shard, rec.session) => {}
+            match held.remove(&(rec.grant.id, rec.session)) {
+                Some(shard) if shard == rec.shard => {}
                 other => out.push(format!(
                     "realm {realm}: registration {} ({:?} {}) belongs to {:?} per the authority, held by {other:?}",
                     rec.grant.id, rec.policy, rec.uri, (rec.shard, rec.session)
@@ -264,7 +267,10 @@ impl StateReport {
             }
             for shard in &self.shards {
                 let replica = &shard.realms[realm];
-                let found = replica.registrations.iter().find(|r| r.id == rec.grant.id);
+                let found = replica
+                    .registrations
+                    .iter()
+                    .find(|r| r.id == rec.grant.id && r.callee == rec.session);
                 let ok = found.is_some_and(|r| {
                     r.shard == rec.shard && r.callee == rec.session && r.uri == rec.uri
                 });
@@ -276,14 +282,19 @@ impl StateReport {
                 }
             }
         }
-        for (id, owner) in held {
+        for ((id, session), shard) in held {
             out.push(format!(
-                "realm {realm}: session {owner:?} holds registration {id}, unknown to the authority"
+                "realm {realm}: session {:?} holds registration {id}, unknown to the authority",
+                (shard, session)
             ));
         }
         for shard in &self.shards {
             for reg in &shard.realms[realm].registrations {
-                if !auth.registrations.iter().any(|r| r.grant.id == reg.id) {
+                if !auth
+                    .registrations
+                    .iter()
+                    .any(|r| r.grant.id == reg.id && r.session == reg.callee)
+                {
                     out.push(format!(
                         "realm {realm}: shard {} holds retired registration {} ({:?} {})",
                         shard.shard, reg.id, reg.policy, reg.uri

@@ -11,12 +11,20 @@
 
 pub mod authority;
 pub mod broker;
+pub mod calls;
 pub mod dealer;
+pub mod disclosure;
+pub mod filter;
+mod handshake;
+pub mod history;
 pub mod ids;
 pub mod inspect;
 pub mod meta;
+pub mod progressive;
 pub mod realm;
+pub mod retention;
 pub mod session;
+pub mod timers;
 pub mod trie;
 pub mod wire;
 
@@ -80,6 +88,8 @@ pub enum ShardMsg {
         subscription: u64,
         /// Session not to deliver to (the publisher, unless it asked to receive its own events).
         exclude: u64,
+        /// The publisher's black/white lists; None for a plain publication.
+        filter: Option<Arc<filter::EventFilter>>,
         frames: Arc<EventFrames>,
         /// Non-zero: acknowledge with [`ShardMsg::Ack`] once queued (an acknowledged publication).
         token: u64,
@@ -88,6 +98,17 @@ pub enum ShardMsg {
     Invoke(Box<Invoke>),
     /// A finished frame for one session on this shard (RESULT, ERROR, ...).
     Deliver { session: u64, frame: Bytes },
+    /// The final answer of a call of `session` (frees its in-flight slot); `None` when no frame
+    /// could be built.
+    Answer { session: u64, frame: Option<Bytes> },
+    /// A caller canceled its call `request`; the shard holding the invocation ends it.
+    Cancel {
+        caller: u64,
+        request: u64,
+        mode: calls::CancelMode,
+    },
+    /// A caller with calls in flight left: its pending invocations are freed.
+    CallerGone { caller: u64 },
     /// The sending shard gained (`add`) or lost its subscribers of a subscription.
     SubUpdate {
         realm: usize,
@@ -98,13 +119,20 @@ pub enum ShardMsg {
         /// Non-zero: acknowledge with [`ShardMsg::Ack`].
         token: u64,
     },
-    /// A registration on the sending shard appeared (`callee` set) or went away.
+    /// A callee on the sending shard joined a registration (`callee` set) or left it (`session`).
     RegUpdate {
         realm: usize,
         grant: Grant,
         policy: MatchPolicy,
         uri: Arc<str>,
         callee: Option<u64>,
+        /// The callee this update is about.
+        session: u64,
+        /// The callee's position in registration order.
+        order: u64,
+        invoke: authority::InvokePolicy,
+        /// The callee asked to be told who calls.
+        disclose_caller: bool,
         token: u64,
     },
     /// An update with this token has been applied.
@@ -139,6 +167,8 @@ pub struct Limits {
     pub max_registrations: usize,
     /// INVOCATIONs one callee may have unanswered; further calls fail with `wamp.error.unavailable`.
     pub max_pending_invocations: usize,
+    /// Calls one caller may have unanswered; further calls fail with `wamp.error.unavailable`.
+    pub max_calls_per_caller: usize,
     /// How long an update may wait for the other shards' acknowledgements.
     pub barrier_timeout: std::time::Duration,
     pub slow_consumer: crate::config::SlowConsumerPolicy,
@@ -154,6 +184,7 @@ impl Limits {
             max_subscriptions: c.max_subscriptions_per_session,
             max_registrations: c.max_registrations_per_session,
             max_pending_invocations: c.max_pending_invocations,
+            max_calls_per_caller: c.max_calls_per_caller,
             barrier_timeout: BARRIER_TIMEOUT,
             slow_consumer: c.slow_consumer,
             realm_policies: c.realm_policies.clone(),
@@ -181,6 +212,8 @@ pub struct Conn {
     pub session: Option<u64>,
     /// The remote end as the transport saw it (address, TLS client certificate).
     pub info: crate::transport::PeerInfo,
+    /// Between CHALLENGE and AUTHENTICATE: the handshake in progress.
+    pub(crate) pending: Option<Box<handshake::PendingJoin>>,
 }
 
 impl Conn {
@@ -196,6 +229,7 @@ impl Conn {
             }),
             session: None,
             info: Default::default(),
+            pending: None,
         }
     }
 }
@@ -240,7 +274,12 @@ pub struct Router {
     next_token: u64,
     /// Registrations of this shard's callees not yet acknowledged by every shard, with the calls
     /// that reached them early (delivered right after REGISTERED).
-    unconfirmed: AHashMap<u64, Vec<dealer::Invoke>>,
+    /// Keyed by (registration, callee): callees of one shared registration confirm apart.
+    unconfirmed: AHashMap<(u64, u64), Vec<dealer::Invoke>>,
+    /// Timeouts of calls whose invocations this shard sent.
+    timers: timers::CallTimers,
+    /// Open progressive calls of this shard's callers.
+    streams: progressive::Streams,
     /// EVENTs not delivered to one subscriber because they were too large for it.
     skipped_events: Cell<u64>,
     /// The last flush left messages staged because a destination ring was full.
@@ -249,6 +288,10 @@ pub struct Router {
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
     meta: meta::MetaState,
+    /// Who may join which realm, and how they prove it.
+    auth: Arc<crate::auth::Auth>,
+    /// Logins waiting for the dynamic authenticator's answer, by their future session id.
+    awaiting: AHashMap<u64, handshake::Awaiting>,
 }
 
 impl Router {
@@ -270,11 +313,20 @@ impl Router {
             barriers: AHashMap::new(),
             next_token: 0,
             unconfirmed: AHashMap::new(),
+            timers: timers::CallTimers::default(),
+            streams: progressive::Streams::default(),
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
             meta: meta::MetaState::default(),
+            auth: Arc::default(),
+            awaiting: AHashMap::new(),
         }
+    }
+
+    /// Sets the authentication rules (the default lets anonymous sessions into every realm).
+    pub fn set_auth(&mut self, auth: Arc<crate::auth::Auth>) {
+        self.auth = auth;
     }
 
     /// Number of sessions on this shard.
@@ -295,13 +347,20 @@ impl Router {
         if conn.peer.goodbye_sent.get() {
             return awaiting_goodbye(&msg);
         }
+        self.adopt(conn);
         let Some(sid) = conn.session else {
+            if conn.pending.is_some() {
+                return self.on_authenticate(conn, msg);
+            }
             return self.on_hello(conn, msg);
         };
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
         if let Some(id) = new_request_id(&msg) {
+            if let Some(flow) = self.call_continuation(conn, sid, &msg, frame) {
+                return flow;
+            }
             if !self.next_request_in_sequence(sid, id) {
                 return self.violation(
                     conn,
@@ -325,19 +384,19 @@ impl Router {
             }
             Message::Call {
                 request,
+                options,
                 procedure,
                 args,
                 kwargs,
-                ..
             } => {
                 let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_call(sid, request, &procedure, payload)
+                self.on_call(sid, request, &procedure, &options, payload)
             }
             Message::Yield {
                 request,
+                options,
                 args,
                 kwargs,
-                ..
             } => {
                 if !self.invocation_was_sent(sid, request) {
                     return self.violation(
@@ -346,7 +405,7 @@ impl Router {
                     );
                 }
                 let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_yield(sid, request, payload)
+                self.on_yield(sid, request, &options, payload)
             }
             Message::Error {
                 request_type,
@@ -397,8 +456,7 @@ impl Router {
                 self.end_session(conn);
                 Flow::Close
             }
-            // Call canceling is not announced; a CANCEL is answered by the callee's result as usual.
-            Message::Cancel { .. } => Flow::Continue,
+            Message::Cancel { request, options } => self.on_cancel(sid, request, &options),
             Message::Hello { .. } => self.violation(conn, "HELLO on an established session"),
             other => self.violation(
                 conn,
@@ -412,6 +470,10 @@ impl Router {
 
     /// The connection is gone (closed, failed, or told to close): forget its session.
     pub fn on_disconnect(&mut self, conn: &mut Conn) {
+        self.adopt(conn);
+        if let Some(p) = conn.pending.take() {
+            self.awaiting.remove(&p.session);
+        }
         self.end_session(conn);
     }
 
@@ -434,34 +496,63 @@ impl Router {
             self.abort(conn, errors::NO_SUCH_REALM, &format!("no realm {realm}"));
             return Flow::Close;
         };
-        if !offers_anonymous(&details) {
-            self.abort(
-                conn,
-                errors::NO_MATCHING_AUTH_METHOD,
-                "this realm accepts only the authmethod 'anonymous'",
-            );
-            return Flow::Close;
-        }
         let mut id = ids::session(self.shard, self.shards);
         while self.sessions.contains_key(&id) {
             id = ids::session(self.shard, self.shards);
         }
-        conn.peer.id.set(id);
-        conn.peer.outbox.set_policy(self.policies[realm_idx]);
-        conn.session = Some(id);
-        let identity = Arc::new(Identity::anonymous(id, "anonymous"));
-        let features = ClientFeatures::from_hello(&details);
+        let join = handshake::PendingJoin {
+            realm: realm_idx,
+            session: id,
+            features: ClientFeatures::from_hello(&details),
+            auth: None,
+            transport: conn.info.clone(),
+        };
+        let auth = self.auth.clone();
+        match auth.hello(&realm, &details, id, &conn.info) {
+            crate::auth::Hello::Welcome(who) => {
+                conn.session = Some(join.session);
+                self.join(&conn.peer.clone(), join, who)
+            }
+            crate::auth::Hello::Challenge {
+                authmethod,
+                extra,
+                pending,
+            } => self.challenge(conn, join, authmethod, extra, pending),
+            crate::auth::Hello::Refuse(r) => {
+                self.abort(conn, r.reason, r.message);
+                Flow::Close
+            }
+        }
+    }
+
+    /// Admits a session whose identity is settled: registers it and sends WELCOME.
+    fn join(
+        &mut self,
+        peer: &Rc<Peer>,
+        join: handshake::PendingJoin,
+        who: crate::auth::Authenticated,
+    ) -> Flow {
+        let id = join.session;
+        let realm_idx = join.realm;
+        peer.id.set(id);
+        peer.outbox.set_policy(self.policies[realm_idx]);
+        let identity = Arc::new(Identity {
+            authid: who.authid.as_str().into(),
+            authrole: who.authrole.as_str().into(),
+            authmethod: who.authmethod.as_str().into(),
+            authprovider: who.authprovider.as_str().into(),
+        });
         let realm_name = self.realms.name(realm_idx).clone();
         let welcome = Message::Welcome {
             session: id,
-            details: welcome_details(&realm_name, &identity),
+            details: welcome_details(&realm_name, &identity, &who.authextra),
         };
         self.sessions.insert(
             id,
-            Session::new(conn.peer.clone(), realm_idx, identity, features),
+            Session::new(peer.clone(), realm_idx, identity, join.features),
         );
-        self.reply_peer(&conn.peer.clone(), &welcome);
-        self.meta_on_join(realm_idx, id);
+        self.reply_peer(peer, &welcome);
+        self.meta_on_join(realm_idx, id, join.transport);
         Flow::Continue
     }
 
@@ -518,10 +609,14 @@ impl Router {
             self.drop_subscriber(realm, id, sid);
         }
         for held in &session.registrations {
-            self.drop_registration(realm, held);
-            self.meta_unregistered(realm, sid, held.id);
+            let deleted = self.drop_registration(realm, sid, held);
+            self.meta_unregistered(realm, sid, held.id, deleted);
         }
         self.fail_invocations(session.invocations.into_values());
+        if session.calls_in_flight > 0 {
+            self.caller_left(sid);
+        }
+        self.close_streams_of(sid);
         self.publish_testaments(sid);
         self.meta_on_leave(realm, sid, &session.identity);
     }
@@ -581,6 +676,7 @@ impl Router {
                 peer: peer.clone(),
                 session: Some(peer.id.get()),
                 info: Default::default(),
+                pending: None,
             };
             self.end_session(&mut conn);
         }
@@ -599,18 +695,28 @@ impl Router {
                 realm,
                 subscription,
                 exclude,
+                filter,
                 frames,
                 token,
             } => {
-                self.deliver_event(realm, subscription, exclude, &frames);
+                self.deliver_event(realm, subscription, exclude, filter.as_deref(), &frames);
                 self.ack(src, token);
             }
             ShardMsg::Invoke(inv) => self.on_invoke(*inv),
             ShardMsg::Deliver { session, frame } => {
-                if let Some(s) = self.sessions.get(&session) {
+                if self.awaiting.contains_key(&session) {
+                    self.on_authenticator_answer(session, &frame);
+                } else if let Some(s) = self.sessions.get(&session) {
                     self.push(&s.peer, frame);
                 }
             }
+            ShardMsg::Answer { session, frame } => self.on_answer(session, frame),
+            ShardMsg::Cancel {
+                caller,
+                request,
+                mode,
+            } => self.cancel_here(caller, request, mode),
+            ShardMsg::CallerGone { caller } => self.drop_calls_of(caller),
             ShardMsg::SubUpdate {
                 realm,
                 grant,
@@ -630,19 +736,26 @@ impl Router {
                 policy,
                 uri,
                 callee,
+                session,
+                order,
+                invoke,
+                disclose_caller,
                 token,
             } => {
                 let dealer = &mut self.local[realm].dealer;
                 match callee {
-                    Some(callee) => dealer.insert(dealer::Registration {
-                        id: grant.id,
-                        rev: grant.rev,
-                        policy,
-                        uri,
-                        shard: src,
-                        callee,
-                    }),
-                    None => dealer.remove(grant.id),
+                    Some(callee) => {
+                        let c = dealer::Callee {
+                            shard: src,
+                            session: callee,
+                            order,
+                            disclose_caller,
+                        };
+                        let reg =
+                            dealer::Registration::one(grant.id, grant.rev, policy, uri, invoke, c);
+                        dealer.insert(reg)
+                    }
+                    None => dealer.remove(grant.id, session),
                 }
                 self.ack(src, token);
             }
@@ -758,7 +871,7 @@ impl Router {
         self.send_error(sid, request_type, request, error, Some(text));
     }
 
-    fn send_error(
+    pub(crate) fn send_error(
         &self,
         sid: u64,
         request_type: u64,
@@ -782,7 +895,9 @@ impl Router {
     /// Queues a finished frame for session `session` on shard `shard` (this one or another).
     pub(crate) fn send_to_session(&mut self, shard: usize, session: u64, frame: Bytes) {
         if shard == self.shard {
-            if let Some(s) = self.sessions.get(&session) {
+            if self.awaiting.contains_key(&session) {
+                self.on_authenticator_answer(session, &frame);
+            } else if let Some(s) = self.sessions.get(&session) {
                 self.push(&s.peer, frame);
             }
         } else {
@@ -868,6 +983,7 @@ impl Router {
 
     /// Periodic housekeeping: ends barriers some shard has not acknowledged in time, saying so.
     pub fn tick(&mut self) {
+        self.expire_awaiting();
         let expired: Vec<u64> = self
             .barriers
             .iter()
@@ -893,29 +1009,6 @@ impl Router {
     /// This shard's routing state, for consistency checks.
     pub fn inspect(&self) -> inspect::ShardReport {
         inspect::ShardReport::of(self.shard, &self.local, &self.sessions, self.barriers.len())
-    }
-}
-
-/// True if HELLO.Details lets the session in as anonymous: no `authmethods`, or a list naming
-/// `anonymous` (the only method this router offers).
-fn offers_anonymous(details: &Val<'_>) -> bool {
-    let Some(methods) = details.get("authmethods") else {
-        return true;
-    };
-    let decoded = match methods {
-        Val::Raw(p) => Val::decode(p).ok(),
-        other => Some(other),
-    };
-    match decoded {
-        Some(Val::List(items)) => {
-            items.is_empty()
-                || items
-                    .iter()
-                    .any(|m| m.as_str().as_deref() == Some("anonymous"))
-        }
-        Some(Val::Str(m)) => m == "anonymous",
-        // A wrongly typed attribute of HELLO is ignored like an unknown one.
-        _ => true,
     }
 }
 
@@ -965,7 +1058,11 @@ fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
 }
 
 /// WELCOME.Details: who the session is and which roles and features this router implements.
-fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
+fn welcome_details(
+    realm: &str,
+    who: &Identity,
+    authextra: &[(&'static str, String)],
+) -> Val<'static> {
     let features = |names: &[&'static str]| {
         Val::Dict(
             names
@@ -983,6 +1080,15 @@ fn welcome_details(realm: &str, who: &Identity) -> Val<'static> {
         (Cow::Borrowed("authrole"), text(&who.authrole)),
         (Cow::Borrowed("authmethod"), text(&who.authmethod)),
         (Cow::Borrowed("authprovider"), text(&who.authprovider)),
+        (
+            Cow::Borrowed("authextra"),
+            Val::Dict(
+                authextra
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(*k), text(v)))
+                    .collect(),
+            ),
+        ),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![

@@ -14,12 +14,17 @@
 
 use std::sync::Arc;
 
+use crate::config::HistorySpec;
 use crate::router::authority::{Authority, LocalAuthority};
+use crate::router::history::HistoryStore;
+use crate::router::retention::RetainedStore;
 
 /// The realms of a router and their shared control state.
 pub struct Realms {
     names: Vec<Arc<str>>,
     authorities: Vec<Box<dyn Authority>>,
+    retained: Vec<RetainedStore>,
+    history: Vec<HistoryStore>,
 }
 
 impl Realms {
@@ -31,7 +36,19 @@ impl Realms {
                 .iter()
                 .map(|_| Box::new(LocalAuthority::default()) as Box<dyn Authority>)
                 .collect(),
+            retained: names.iter().map(|_| RetainedStore::default()).collect(),
+            history: names.iter().map(|_| HistoryStore::default()).collect(),
         }
+    }
+
+    /// Keeps the event history `specs` configure, in every realm.
+    pub fn with_history(mut self, specs: &[HistorySpec]) -> Self {
+        self.history = self
+            .names
+            .iter()
+            .map(|_| HistoryStore::new(specs))
+            .collect();
+        self
     }
 
     /// Index of realm `name`.
@@ -58,5 +75,17 @@ impl Realms {
     /// routing a PUBLISH or CALL.
     pub fn authority(&self, idx: usize) -> &dyn Authority {
         &*self.authorities[idx]
+    }
+
+    /// The retained events of realm `idx`: touched by `retain` publications and `get_retained`
+    /// subscriptions only.
+    pub fn retained(&self, idx: usize) -> &RetainedStore {
+        &self.retained[idx]
+    }
+
+    /// The event history of realm `idx`: written by publications on history patterns, read by
+    /// `wamp.subscription.get_events`.
+    pub fn history(&self, idx: usize) -> &HistoryStore {
+        &self.history[idx]
     }
 }

@@ -237,6 +237,9 @@ pub struct PendingInvocation {
     /// The largest frame the caller accepts: a RESULT or ERROR longer than that is replaced by
     /// `wamp.error.payload_size_exceeded`.
     pub caller_max_frame: usize,
+    /// The caller asked for progressive results: a YIELD with `progress` becomes a RESULT with
+    /// `progress` and the call stays pending; without it such YIELDs are dropped.
+    pub receive_progress: bool,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica
@@ -290,6 +293,12 @@ pub struct Session {
     pub invocations_wrapped: bool,
     /// The last session-scope request id the client used (they must count up by one).
     pub last_request: u64,
+    /// Calls this session made that have not had their final answer yet (bounded by
+    /// `Limits::max_calls_per_caller`; non-zero means CANCEL and departure must reach the callees).
+    pub calls_in_flight: usize,
+    /// Progressive calls whose last chunk this session has not sent yet (bounded like
+    /// `calls_in_flight`: a stream outlives its call when the callee answers early).
+    pub open_streams: usize,
 }
 
 impl Session {
@@ -311,6 +320,8 @@ impl Session {
             next_invocation: 0,
             invocations_wrapped: false,
             last_request: 0,
+            calls_in_flight: 0,
+            open_streams: 0,
         }
     }
 

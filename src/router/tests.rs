@@ -158,6 +158,11 @@ fn a_call_that_arrives_before_the_registration_is_confirmed_waits_for_registered
         procedure: None,
         ser: Serializer::Json,
         payload: Default::default(),
+        receive_progress: false,
+        timeout_ms: 0,
+        disclosed: None,
+        progress: false,
+        continuation: false,
     };
     h.router.on_mesh(1, ShardMsg::Invoke(Box::new(invoke)));
     assert!(

@@ -137,12 +137,56 @@ impl AppPayload {
         }
     }
 
+    /// A copy that owns its bytes, for keeping beyond the publication: the spans of a frame may pin
+    /// a larger receive buffer.
+    pub fn detached(&self) -> Self {
+        let own = |b: &Option<Bytes>| b.as_ref().map(|b| Bytes::copy_from_slice(b));
+        AppPayload {
+            args: own(&self.args),
+            kwargs: own(&self.kwargs),
+        }
+    }
+
     /// Views for splicing into an outgoing message of the same or another serializer.
     pub fn vals(&self, ser: Serializer) -> (Option<Val<'_>>, Option<Val<'_>>) {
         fn raw(ser: Serializer, b: &Option<Bytes>) -> Option<Val<'_>> {
             b.as_ref().map(|bytes| Val::Raw(Payload { ser, bytes }))
         }
         (raw(ser, &self.args), raw(ser, &self.kwargs))
+    }
+}
+
+/// What an EVENT's Details say beyond the concrete topic: the same for every subscriber of a
+/// publication, so it is decided once and shared by every subscription's frames.
+#[derive(Clone, Debug, Default)]
+pub struct EventDetails {
+    /// The publisher's session id, authid and authrole, when it is disclosed.
+    pub publisher: Option<(u64, Arc<str>, Arc<str>)>,
+    /// The event was retained earlier and is delivered to a new subscriber that asked for it.
+    pub retained: bool,
+}
+
+impl EventDetails {
+    /// True when there is nothing to add to Details.
+    pub fn is_empty(&self) -> bool {
+        self.publisher.is_none() && !self.retained
+    }
+
+    fn append<'a>(&'a self, out: &mut Vec<(Cow<'a, str>, Val<'a>)>) {
+        if let Some((id, authid, authrole)) = &self.publisher {
+            out.push((Cow::Borrowed("publisher"), Val::UInt(*id)));
+            out.push((
+                Cow::Borrowed("publisher_authid"),
+                Val::Str(Cow::Borrowed(authid)),
+            ));
+            out.push((
+                Cow::Borrowed("publisher_authrole"),
+                Val::Str(Cow::Borrowed(authrole)),
+            ));
+        }
+        if self.retained {
+            out.push((Cow::Borrowed("retained"), Val::Bool(true)));
+        }
     }
 }
 
@@ -155,6 +199,8 @@ pub struct EventFrames {
     topic: Option<Arc<str>>,
     ser: Serializer,
     payload: AppPayload,
+    /// Details beyond the topic (publisher disclosure, retained); None on the plain path.
+    extra: Option<Arc<EventDetails>>,
     built: [OnceLock<Option<Bytes>>; Encoding::COUNT],
 }
 
@@ -172,8 +218,15 @@ impl EventFrames {
             topic,
             ser,
             payload,
+            extra: None,
             built: Default::default(),
         }
+    }
+
+    /// The same EVENT with `extra` added to its Details.
+    pub fn with_details(mut self, extra: Option<Arc<EventDetails>>) -> Self {
+        self.extra = extra.filter(|e| !e.is_empty());
+        self
     }
 
     /// The EVENT frame for `enc` (None if the payload cannot be expressed in that serializer).
@@ -184,10 +237,14 @@ impl EventFrames {
     }
 
     fn build(&self, enc: Encoding) -> Option<Bytes> {
-        let details = match &self.topic {
-            Some(t) => Val::Dict(vec![(Cow::Borrowed("topic"), Val::Str(Cow::Borrowed(t)))]),
-            None => Val::empty_dict(),
-        };
+        let mut entries = Vec::new();
+        if let Some(t) = &self.topic {
+            entries.push((Cow::Borrowed("topic"), Val::Str(Cow::Borrowed(&**t))));
+        }
+        if let Some(extra) = &self.extra {
+            extra.append(&mut entries);
+        }
+        let details = Val::Dict(entries);
         let (args, kwargs) = self.payload.vals(self.ser);
         let msg = Message::Event {
             subscription: self.subscription,

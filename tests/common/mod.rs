@@ -2,6 +2,8 @@
 //! own codec for messages, tungstenite for WebSocket, and plain sockets for RawSocket.
 #![allow(dead_code)]
 
+pub mod auth;
+
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -13,6 +15,8 @@ use std::time::Duration;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message as WsMessage;
 use wampd::protocol::{Message, Serializer, Val};
+
+pub mod pubsub;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -824,3 +828,4 @@ impl Client {
     }
 }
 pub mod meta;
+pub mod rpc;

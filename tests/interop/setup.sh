@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares the interoperability clients (idempotent; quick when done):
-#   tests/interop/.venv         autobahn-python with asyncio + json/msgpack/cbor
+#   tests/interop/.venv         autobahn-python with asyncio + json/msgpack/cbor + scram/cryptosign
 #   tests/interop/node_modules  autobahn-js 22.x with msgpack5 and cbor; wampy.js 8.x
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +13,7 @@ pipq=(-q --disable-pip-version-check)
 # UBJSON serializer, and the published bjdata wheel is such a module).
 import_clean() {
     local out
-    out="$("$venv/bin/python" -c 'import autobahn.wamp.serializer, autobahn.asyncio.rawsocket, autobahn.asyncio.websocket, cbor2, msgpack' 2>&1)" || {
+    out="$("$venv/bin/python" -c 'import autobahn.wamp.serializer, autobahn.asyncio.rawsocket, autobahn.asyncio.websocket, cbor2, msgpack, argon2, nacl' 2>&1)" || {
         printf '%s\n' "$out" >&2
         return 1
     }
@@ -26,7 +26,7 @@ if [[ -x "$venv/bin/python" ]] && import_clean 2>/dev/null; then
 else
     [[ -x "$venv/bin/python" ]] || "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install "${pipq[@]}" --upgrade pip setuptools wheel
-    "$venv/bin/python" -m pip install "${pipq[@]}" 'autobahn[asyncio,serialization]'
+    "$venv/bin/python" -m pip install "${pipq[@]}" 'autobahn[asyncio,serialization,encryption,scram]'
     if ! import_clean 2>/dev/null; then
         echo "interop setup: rebuilding bjdata against the installed NumPy"
         "$venv/bin/python" -m pip install "${pipq[@]}" --no-cache-dir --no-build-isolation \

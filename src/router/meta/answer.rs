@@ -8,10 +8,13 @@ use ahash::AHashMap;
 use crate::protocol::errors;
 use crate::protocol::uri::MatchPolicy;
 use crate::protocol::Val;
-use crate::router::meta::gather::{Entry, MetaPart};
+use crate::router::authority::InvokePolicy;
+use crate::router::meta::gather::{Entry, MetaPart, SessionPart};
 use crate::router::meta::time::iso8601;
 use crate::router::session::Identity;
 use crate::router::trie::UriTrie;
+use crate::router::wire::{Encoding, Wire};
+use crate::transport::PeerInfo;
 
 /// RESULT.Arguments, or (error URI, message).
 pub type Outcome = Result<Vec<Val<'static>>, (&'static str, String)>;
@@ -58,12 +61,12 @@ pub fn answer(ask: &Ask, parts: Vec<MetaPart>) -> Outcome {
         }
         Ask::SessionList(roles) => {
             let ids = sessions(parts, roles.as_deref())
-                .map(|(id, _)| Val::UInt(id))
+                .map(|(id, _, _)| Val::UInt(id))
                 .collect();
             Ok(vec![Val::List(ids)])
         }
         Ask::SessionGet => match sessions(parts, None).next() {
-            Some((id, who)) => Ok(vec![session_details(id, &who)]),
+            Some((id, who, transport)) => Ok(vec![session_details(id, &who, transport)]),
             None => Err((errors::NO_SUCH_SESSION, "no such session".into())),
         },
         Ask::KillOne => match killed(parts).is_empty() {
@@ -82,15 +85,57 @@ pub fn answer(ask: &Ask, parts: Vec<MetaPart>) -> Outcome {
 }
 
 /// The details of a session, as `wamp.session.get` and `wamp.session.on_join` carry them.
-pub fn session_details(id: u64, who: &Identity) -> Val<'static> {
+pub fn session_details(id: u64, who: &Identity, transport: Option<Val<'static>>) -> Val<'static> {
     let text = |s: &Arc<str>| Val::Str(Cow::Owned(s.to_string()));
-    Val::Dict(vec![
+    let mut d = vec![
         (Cow::Borrowed("session"), Val::UInt(id)),
         (Cow::Borrowed("authid"), text(&who.authid)),
         (Cow::Borrowed("authrole"), text(&who.authrole)),
         (Cow::Borrowed("authmethod"), text(&who.authmethod)),
         (Cow::Borrowed("authprovider"), text(&who.authprovider)),
-    ])
+    ];
+    if let Some(t) = transport {
+        d.push((Cow::Borrowed("transport"), t));
+    }
+    Val::Dict(d)
+}
+
+/// The spec's implementation-defined `transport` dict: framing, serializer, the peer's address
+/// (`tcp4:ADDR:PORT`, `tcp6:[ADDR]:PORT` or `unix`) and, on TLS, the client certificate.
+pub fn transport_details(info: &PeerInfo, enc: Encoding) -> Val<'static> {
+    let text = |s: &str| Val::Str(Cow::Owned(s.to_string()));
+    let key = Cow::Borrowed;
+    let kind = match enc.wire {
+        Wire::WebSocket => "websocket",
+        Wire::RawSocket => "rawsocket",
+    };
+    let peer = match info.addr {
+        Some(std::net::SocketAddr::V4(a)) => format!("tcp4:{a}"),
+        Some(std::net::SocketAddr::V6(a)) => format!("tcp6:{a}"),
+        None => "unix".to_string(),
+    };
+    let mut d = vec![
+        (key("type"), text(kind)),
+        (key("serializer"), text(enc.ser.name())),
+        (key("peer"), Val::Str(Cow::Owned(peer))),
+        (key("is_secure"), Val::Bool(info.tls.is_some())),
+    ];
+    if enc.wire == Wire::WebSocket {
+        d.push((key("protocol"), text(enc.ser.ws_subprotocol())));
+    }
+    let cert = info.tls.as_ref().map(|t| (&t.client_cn, &t.client_sha256));
+    if let Some((cn, sha)) = cert.filter(|(cn, sha)| cn.is_some() || sha.is_some()) {
+        let mut c = Vec::new();
+        if let Some(cn) = cn {
+            c.push((key("cn"), text(cn)));
+        }
+        if let Some(sha) = sha {
+            let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+            c.push((key("sha256"), Val::Str(Cow::Owned(hex))));
+        }
+        d.push((key("peer_cert"), Val::Dict(c)));
+    }
+    Val::Dict(d)
 }
 
 /// A subscription's or registration's details (`get`, `on_create`).
@@ -111,22 +156,36 @@ pub fn entry_details(table: Table, e: &Entry) -> Val<'static> {
         ),
     ];
     if table == Table::Registrations {
-        d.push((Cow::Borrowed("invoke"), Val::Str(Cow::Borrowed("single"))));
+        d.push((
+            Cow::Borrowed("invoke"),
+            Val::Str(Cow::Borrowed(invoke_name(e.invoke))),
+        ));
     }
     Val::Dict(d)
+}
+
+/// The `invoke` option's name for `p`, as REGISTER spells it.
+fn invoke_name(p: InvokePolicy) -> &'static str {
+    match p {
+        InvokePolicy::Single => "single",
+        InvokePolicy::RoundRobin => "roundrobin",
+        InvokePolicy::Random => "random",
+        InvokePolicy::First => "first",
+        InvokePolicy::Last => "last",
+    }
 }
 
 fn sessions<'a>(
     parts: Vec<MetaPart>,
     roles: Option<&'a [String]>,
-) -> impl Iterator<Item = (u64, Arc<Identity>)> + 'a {
+) -> impl Iterator<Item = SessionPart> + 'a {
     parts
         .into_iter()
         .flat_map(|p| match p {
             MetaPart::Sessions(s) => s,
             _ => Vec::new(),
         })
-        .filter(move |(_, who)| roles.is_none_or(|r| r.iter().any(|r| **r == *who.authrole)))
+        .filter(move |(_, who, _)| roles.is_none_or(|r| r.iter().any(|r| **r == *who.authrole)))
 }
 
 fn killed(parts: Vec<MetaPart>) -> Vec<u64> {
@@ -158,6 +217,9 @@ fn merge(parts: Vec<MetaPart>) -> Vec<Entry> {
     }
     let mut out: Vec<Entry> = by_id.into_values().collect();
     out.sort_by_key(|e| e.id);
+    for e in &mut out {
+        e.members.sort_unstable();
+    }
     out
 }
 
@@ -193,7 +255,7 @@ fn table_answer(table: Table, q: &TableAsk, entries: Vec<Entry>) -> Outcome {
             .map_or(Val::Null, |e| Val::UInt(e.id)),
         TableAsk::Match(uri) => matching(table, &entries, uri),
         TableAsk::Get(id) => entry_details(table, find(*id)?),
-        TableAsk::Members(id) => ids(&mut find(*id)?.members.iter().copied()),
+        TableAsk::Members(id) => ids(&mut find(*id)?.members.iter().map(|m| m.1)),
         TableAsk::Count(id) => Val::UInt(find(*id)?.members.len() as u64),
     }])
 }

@@ -10,12 +10,15 @@ use smallvec::SmallVec;
 
 use crate::protocol::uri::MatchPolicy;
 use crate::protocol::{Serializer, Val};
+use crate::router::authority::InvokePolicy;
 use crate::router::broker::bits;
-use crate::router::meta::answer::{entry_details, session_details, Table};
+use crate::router::dealer::Registration;
+use crate::router::meta::answer::{entry_details, session_details, transport_details, Table};
 use crate::router::meta::gather::Entry;
 use crate::router::session::Identity;
-use crate::router::wire::{AppPayload, EventFrames};
+use crate::router::wire::{AppPayload, Encoding, EventFrames};
 use crate::router::{ids, Router, ShardMsg};
+use crate::transport::PeerInfo;
 
 /// Subscriptions a topic matched: (id, policy).
 pub(crate) type Matched = SmallVec<[(u64, MatchPolicy); 8]>;
@@ -72,7 +75,7 @@ impl Router {
                 ser,
                 payload.clone(),
             ));
-            let remote = self.deliver_event(realm, id, 0, &frames);
+            let remote = self.deliver_event(realm, id, 0, None, &frames);
             for shard in bits(remote) {
                 self.out.send(
                     shard,
@@ -80,6 +83,7 @@ impl Router {
                         realm,
                         subscription: id,
                         exclude: 0,
+                        filter: None,
                         frames: frames.clone(),
                         token: 0,
                     },
@@ -88,18 +92,35 @@ impl Router {
         }
     }
 
-    /// `wamp.session.on_join`, once WELCOME is queued.
-    pub(crate) fn meta_on_join(&mut self, realm: usize, sid: u64) {
-        let Some(who) = self.sessions.get(&sid).map(|s| s.identity.clone()) else {
+    /// `wamp.session.on_join`, once WELCOME is queued; keeps what the transport knows of the
+    /// session for `wamp.session.get`.
+    pub(crate) fn meta_on_join(&mut self, realm: usize, sid: u64, transport: PeerInfo) {
+        let Some((who, enc)) = self
+            .sessions
+            .get(&sid)
+            .map(|s| (s.identity.clone(), s.peer.enc))
+        else {
             return;
         };
         self.publish_meta(realm, "wamp.session.on_join", || {
-            vec![session_details(sid, &who)]
+            let t = transport_details(&transport, enc);
+            vec![session_details(sid, &who, Some(t))]
         });
+        self.meta.transports.insert(sid, transport);
+    }
+
+    /// The `transport` details of session `sid` of this shard.
+    pub(crate) fn transport_of(&self, sid: u64, enc: Encoding) -> Option<Val<'static>> {
+        let info = self.meta.transports.get(&sid)?;
+        Some(transport_details(info, enc))
     }
 
     /// `wamp.session.on_leave`, once the session's routing state is gone.
     pub(crate) fn meta_on_leave(&mut self, realm: usize, sid: u64, who: &Identity) {
+        self.meta.transports.remove(&sid);
+        if self.meta.quiet_leave {
+            return;
+        }
         self.publish_meta(realm, "wamp.session.on_leave", || {
             vec![
                 Val::UInt(sid),
@@ -146,32 +167,37 @@ impl Router {
         }
     }
 
-    /// `on_create` and `on_register`, once REGISTERED is queued (a registration has one callee, so
-    /// every registration is created by its callee).
-    pub(crate) fn meta_registered(
-        &mut self,
-        realm: usize,
-        sid: u64,
-        id: u64,
-        policy: MatchPolicy,
-        uri: Arc<str>,
-    ) {
+    /// `on_create` (for the registration's first callee) and `on_register`, once REGISTERED is
+    /// queued.
+    pub(crate) fn meta_registered(&mut self, realm: usize, sid: u64, reg: &Registration) {
+        let (id, created) = (reg.id, reg.callees.first().is_some_and(|c| c.order == 0));
         let at = *self.meta.created.entry(id).or_insert_with(SystemTime::now);
-        self.publish_meta(realm, "wamp.registration.on_create", || {
-            let e = entry(id, policy, uri, at);
-            vec![Val::UInt(sid), entry_details(Table::Registrations, &e)]
-        });
+        if created {
+            self.publish_meta(realm, "wamp.registration.on_create", || {
+                let mut e = entry(id, reg.policy, reg.uri.clone(), at);
+                e.invoke = reg.invoke;
+                vec![Val::UInt(sid), entry_details(Table::Registrations, &e)]
+            });
+        }
         self.publish_meta(realm, "wamp.registration.on_register", || {
             vec![Val::UInt(sid), Val::UInt(id)]
         });
     }
 
-    /// `on_unregister`, then `on_delete`: the registration's only callee is gone.
-    pub(crate) fn meta_unregistered(&mut self, realm: usize, sid: u64, id: u64) {
-        self.meta.created.remove(&id);
+    /// `on_unregister`, then `on_delete` if that callee was the registration's last.
+    pub(crate) fn meta_unregistered(&mut self, realm: usize, sid: u64, id: u64, deleted: bool) {
+        let local_left = self.local[realm]
+            .dealer
+            .get(id)
+            .is_none_or(|r| r.callees.iter().all(|c| c.shard != self.shard));
+        if local_left {
+            self.meta.created.remove(&id);
+        }
         let pair = move || vec![Val::UInt(sid), Val::UInt(id)];
         self.publish_meta(realm, "wamp.registration.on_unregister", pair);
-        self.publish_meta(realm, "wamp.registration.on_delete", pair);
+        if deleted {
+            self.publish_meta(realm, "wamp.registration.on_delete", pair);
+        }
     }
 }
 
@@ -181,6 +207,7 @@ fn entry(id: u64, policy: MatchPolicy, uri: Arc<str>, created: SystemTime) -> En
         policy,
         uri,
         created,
+        invoke: InvokePolicy::Single,
         members: Vec::new(),
     }
 }

@@ -9,6 +9,8 @@ use std::time::{Instant, SystemTime};
 use crate::protocol::codes;
 use crate::protocol::errors;
 use crate::protocol::uri::MatchPolicy;
+use crate::protocol::Val;
+use crate::router::authority::InvokePolicy;
 use crate::router::meta::answer::{self, Ask};
 use crate::router::session::Identity;
 use crate::router::{Router, ShardMsg};
@@ -51,9 +53,13 @@ impl KillTarget {
     }
 }
 
+/// A session as one shard reports it: id, identity, and (asked of one session only) its
+/// transport details.
+pub type SessionPart = (u64, Arc<Identity>, Option<Val<'static>>);
+
 /// One shard's answer.
 pub enum MetaPart {
-    Sessions(Vec<(u64, Arc<Identity>)>),
+    Sessions(Vec<SessionPart>),
     Killed(Vec<u64>),
     Subscriptions(Vec<Entry>),
     Registrations(Vec<Entry>),
@@ -66,7 +72,10 @@ pub struct Entry {
     pub policy: MatchPolicy,
     pub uri: Arc<str>,
     pub created: SystemTime,
-    pub members: Vec<u64>,
+    /// How a registration's callees share calls (subscriptions: unused).
+    pub invoke: InvokePolicy,
+    /// (order, session): subscribers by session id, callees by registration order.
+    pub members: Vec<(u64, u64)>,
 }
 
 /// A meta call waiting for the other shards' parts.
@@ -132,7 +141,10 @@ impl Router {
                 self.sessions
                     .iter()
                     .filter(|(id, s)| s.realm == realm && only.is_none_or(|o| o == **id))
-                    .map(|(id, s)| (*id, s.identity.clone()))
+                    .map(|(id, s)| {
+                        let transport = only.and_then(|_| self.transport_of(*id, s.peer.enc));
+                        (*id, s.identity.clone(), transport)
+                    })
                     .collect(),
             ),
             MetaQuery::Kill {
@@ -149,8 +161,9 @@ impl Router {
                     })
                     .map(|(id, _)| *id)
                     .collect();
+                let quiet = matches!(target, KillTarget::All);
                 for &id in &victims {
-                    self.kill_session(id, reason, message.as_deref());
+                    self.kill_session(id, reason, message.as_deref(), quiet);
                 }
                 MetaPart::Killed(victims)
             }
@@ -169,22 +182,32 @@ impl Router {
                 policy: s.policy,
                 uri: s.uri.clone(),
                 created: self.created_at(s.id),
-                members: s.local.iter().map(|p| p.id.get()).collect(),
+                invoke: InvokePolicy::Single,
+                members: s.local.iter().map(|p| (p.id.get(), p.id.get())).collect(),
             })
             .collect()
     }
 
+    /// The registrations with callees on this shard, each listing only those callees.
     fn local_registrations(&self, realm: usize) -> Vec<Entry> {
         self.local[realm]
             .dealer
             .iter()
-            .filter(|r| r.shard == self.shard)
-            .map(|r| Entry {
-                id: r.id,
-                policy: r.policy,
-                uri: r.uri.clone(),
-                created: self.created_at(r.id),
-                members: vec![r.callee],
+            .filter_map(|r| {
+                let members: Vec<(u64, u64)> = r
+                    .callees
+                    .iter()
+                    .filter(|c| c.shard == self.shard)
+                    .map(|c| (c.order, c.session))
+                    .collect();
+                (!members.is_empty()).then(|| Entry {
+                    id: r.id,
+                    policy: r.policy,
+                    uri: r.uri.clone(),
+                    created: self.created_at(r.id),
+                    invoke: r.invoke,
+                    members,
+                })
             })
             .collect()
     }

@@ -11,6 +11,7 @@
 mod answer;
 mod events;
 mod gather;
+mod history;
 mod testament;
 pub mod time;
 
@@ -48,13 +49,19 @@ pub struct MetaState {
     created: AHashMap<u64, SystemTime>,
     /// Sessions told GOODBYE by a kill, until their transport is closed.
     killed: Vec<(Instant, Rc<Peer>)>,
+    /// What the transport knew of each session of this shard when it joined.
+    transports: AHashMap<u64, crate::transport::PeerInfo>,
+    /// Set while `kill_all` ends a session: it leaves without `on_leave` or testaments.
+    quiet_leave: bool,
 }
 
 /// True for procedures the router itself answers.
 pub fn is_meta_procedure(procedure: &str) -> bool {
-    ["wamp.session.", "wamp.subscription.", "wamp.registration."]
-        .iter()
-        .any(|p| procedure.starts_with(p))
+    procedure.strip_prefix("wamp.").is_some_and(|rest| {
+        ["session.", "subscription.", "registration."]
+            .iter()
+            .any(|p| rest.starts_with(p))
+    })
 }
 
 /// A meta call's arguments, decoded (they are small and the router reads them).
@@ -243,6 +250,10 @@ impl Router {
                 let kill = kill(KillTarget::All, sid, a)?;
                 self.gather(realm, sid, request, Ask::KillCount, kill, None)
             }
+            "wamp.subscription.get_events" => {
+                let events = self.get_events(realm, sid, a)?;
+                self.reply_outcome(sid, request, Ok(events));
+            }
             "wamp.session.add_testament" => {
                 self.add_testament(sid, realm, ser, a)?;
                 self.reply_outcome(sid, request, Ok(Vec::new()));
@@ -295,7 +306,15 @@ impl Router {
 
     /// Closes a session of this shard on another session's request: GOODBYE with `reason`, its
     /// routing state gone at once, the transport closed once it answered or after a grace period.
-    pub(crate) fn kill_session(&mut self, id: u64, reason: &str, message: Option<&str>) {
+    /// A `quiet` kill (`kill_all`) publishes neither `on_leave` nor the session's testaments: the
+    /// spec's reasoning is that nobody would remain to receive them.
+    pub(crate) fn kill_session(
+        &mut self,
+        id: u64,
+        reason: &str,
+        message: Option<&str>,
+        quiet: bool,
+    ) {
         let Some(peer) = self.sessions.get(&id).map(|s| s.peer.clone()) else {
             return;
         };
@@ -315,8 +334,14 @@ impl Router {
             peer: peer.clone(),
             session: Some(id),
             info: Default::default(),
+            pending: None,
         };
+        if quiet {
+            self.meta.testaments.remove(&id);
+        }
+        self.meta.quiet_leave = quiet;
         self.end_session(&mut conn);
+        self.meta.quiet_leave = false;
         self.meta.killed.push((Instant::now(), peer));
     }
 

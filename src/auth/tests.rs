@@ -1,0 +1,261 @@
+//! Decisions of the auth module driven directly, including those that need a TLS connection (the
+//! transport fills [`PeerInfo`]; here it is filled by hand).
+
+use std::borrow::Cow;
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use super::*;
+use crate::config::file::{TlsPrincipalSpec, WampCraSpec};
+use crate::transport::TlsInfo;
+
+const CERT_SHA: [u8; 32] = [0xab; 32];
+
+fn spec() -> RealmSpec {
+    let signer = SigningKey::from_bytes(&[9; 32]);
+    RealmSpec {
+        name: "r".into(),
+        principal: vec![
+            PrincipalSpec {
+                authid: "device-1".into(),
+                role: "device".into(),
+                tls: Some(TlsPrincipalSpec::default()),
+                ..Default::default()
+            },
+            PrincipalSpec {
+                authid: "pinned".into(),
+                role: "device".into(),
+                tls: Some(TlsPrincipalSpec {
+                    fingerprint: Some(
+                        hex::encode_upper(CERT_SHA)
+                            .as_bytes()
+                            .chunks(2)
+                            .map(|c| std::str::from_utf8(c).unwrap())
+                            .collect::<Vec<_>>()
+                            .join(":"),
+                    ),
+                }),
+                ..Default::default()
+            },
+            PrincipalSpec {
+                authid: "signer".into(),
+                role: "backend".into(),
+                cryptosign: Some(vec![hex::encode(signer.verifying_key().to_bytes())]),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+fn auth() -> Auth {
+    Auth::build(&[spec()], AuthLimits::default()).unwrap()
+}
+
+fn details(
+    methods: &[&str],
+    authid: Option<&str>,
+    extra: Vec<(&'static str, Val<'static>)>,
+) -> Val<'static> {
+    let mut d = vec![
+        (
+            Cow::Borrowed("authmethods"),
+            Val::List(methods.iter().map(|m| text(m)).collect()),
+        ),
+        (Cow::Borrowed("authextra"), dict(extra)),
+    ];
+    if let Some(a) = authid {
+        d.push((Cow::Borrowed("authid"), text(a)));
+    }
+    Val::Dict(d)
+}
+
+fn tls_peer(cn: &str, sha: [u8; 32], binding: Option<Vec<u8>>) -> PeerInfo {
+    PeerInfo {
+        addr: Some("127.0.0.1:10001".parse().unwrap()),
+        tls: Some(TlsInfo {
+            client_cn: Some(cn.into()),
+            client_sha256: Some(sha),
+            channel_binding: binding,
+        }),
+    }
+}
+
+fn welcomed(h: Hello) -> Authenticated {
+    match h {
+        Hello::Welcome(a) => a,
+        Hello::Challenge { authmethod, .. } => panic!("challenged with {authmethod}"),
+        Hello::Refuse(r) => panic!("refused: {}", r.reason),
+    }
+}
+
+fn refused(h: Hello) -> Refusal {
+    match h {
+        Hello::Refuse(r) => r,
+        _ => panic!("not refused"),
+    }
+}
+
+#[test]
+fn tls_principals_are_named_by_the_certificate() {
+    let a = auth();
+    let who = welcomed(a.hello(
+        "r",
+        &details(&["tls"], None, vec![]),
+        1,
+        &tls_peer("device-1", [1; 32], None),
+    ));
+    assert_eq!(
+        (
+            who.authid.as_str(),
+            who.authrole.as_str(),
+            who.authmethod.as_str()
+        ),
+        ("device-1", "device", "tls")
+    );
+    // A pinned principal needs exactly that certificate.
+    welcomed(a.hello(
+        "r",
+        &details(&["tls"], None, vec![]),
+        1,
+        &tls_peer("pinned", CERT_SHA, None),
+    ));
+    let r = refused(a.hello(
+        "r",
+        &details(&["tls"], None, vec![]),
+        1,
+        &tls_peer("pinned", [1; 32], None),
+    ));
+    assert_eq!(r.reason, errors::AUTHENTICATION_FAILED);
+    // An authid other than the certificate's, or a CN nobody configured.
+    refused(a.hello(
+        "r",
+        &details(&["tls"], Some("pinned"), vec![]),
+        1,
+        &tls_peer("device-1", [1; 32], None),
+    ));
+    refused(a.hello(
+        "r",
+        &details(&["tls"], None, vec![]),
+        1,
+        &tls_peer("stranger", [1; 32], None),
+    ));
+    // Without TLS the method is not on offer at all.
+    let r = refused(a.hello(
+        "r",
+        &details(&["tls"], None, vec![]),
+        1,
+        &PeerInfo::default(),
+    ));
+    assert_eq!(r.reason, errors::NO_MATCHING_AUTH_METHOD);
+}
+
+/// Signs a cryptosign challenge as autobahn does: hex(signature ‖ data), data = challenge XOR binding.
+fn sign(extra: &Val<'_>, key: &SigningKey, binding: Option<[u8; 32]>) -> String {
+    let challenge =
+        hex::decode(extra.get("challenge").unwrap().as_str().unwrap().as_ref()).unwrap();
+    let mut data: Vec<u8> = challenge.clone();
+    if let Some(b) = binding {
+        data.iter_mut().zip(b).for_each(|(d, b)| *d ^= b);
+    }
+    let sig = key.sign(&data);
+    format!("{}{}", hex::encode(sig.to_bytes()), hex::encode(&data))
+}
+
+fn cryptosign_login(
+    a: &Auth,
+    peer: &PeerInfo,
+    key: &SigningKey,
+    requested: Option<&str>,
+    bind_with: Option<[u8; 32]>,
+) -> Result<Authenticated, Refusal> {
+    let mut extra = vec![("pubkey", text(&hex::encode(key.verifying_key().to_bytes())))];
+    if let Some(r) = requested {
+        extra.push(("channel_binding", text(r)));
+    }
+    match a.hello("r", &details(&["cryptosign"], None, extra), 1, peer) {
+        Hello::Challenge { extra, pending, .. } => {
+            let sig = sign(&extra, key, bind_with);
+            match a.authenticate(pending, &sig, &Val::empty_dict(), 1, peer) {
+                Verdict::Welcome(who) => Ok(who),
+                Verdict::Refuse(r) => Err(r),
+                Verdict::Ask(_) => panic!("no dynamic authenticator here"),
+            }
+        }
+        Hello::Refuse(r) => Err(r),
+        Hello::Welcome(_) => panic!("welcomed without a challenge"),
+    }
+}
+
+#[test]
+fn cryptosign_with_and_without_tls_channel_binding() {
+    let a = auth();
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let plain = PeerInfo::default();
+    let who = cryptosign_login(&a, &plain, &key, None, None).unwrap();
+    assert_eq!(who.authid, "signer");
+    // An unknown key, or a signature over something else, fails alike.
+    assert!(cryptosign_login(&a, &plain, &SigningKey::from_bytes(&[8; 32]), None, None).is_err());
+    assert!(cryptosign_login(&a, &plain, &key, None, Some([1; 32])).is_err());
+    // Binding requested where there is no TLS: refused at HELLO.
+    assert!(cryptosign_login(&a, &plain, &key, Some("tls-unique"), None).is_err());
+    // On TLS: the signed data must be bound to this connection.
+    let binding = [7u8; 32];
+    let tls = tls_peer("x", [0; 32], Some(binding.to_vec()));
+    cryptosign_login(&a, &tls, &key, Some("tls-unique"), Some(binding)).unwrap();
+    assert!(cryptosign_login(&a, &tls, &key, Some("tls-unique"), Some([6; 32])).is_err());
+    assert!(cryptosign_login(&a, &tls, &key, Some("tls-unique"), None).is_err());
+    // A binding of another length is hashed to 32 bytes.
+    let tls12 = tls_peer("x", [0; 32], Some(vec![5; 12]));
+    cryptosign_login(&a, &tls12, &key, Some("tls-unique"), Some(sha256(&[5; 12]))).unwrap();
+}
+
+#[test]
+fn wampcra_keys_match_autobahn() {
+    // Values autobahn-python's derive_key and compute_wcs produce for these inputs.
+    let key = wampcra::derive_key("cra-secret2", "salt123", 100, 32);
+    assert_eq!(key, "RiVQbPCdaOwB8moNRyE42F2ttDRFM988shQ2dKMEY2g=");
+    assert_eq!(
+        wampcra::sign(key.as_bytes(), "{\"x\":1}"),
+        "ngbWTS7yh8Xc9gk+TtQnGnU5XRJgpzOxMqo4Y2Jo7bw="
+    );
+    assert_eq!(
+        wampcra::sign(b"cra-secret", "{\"x\":1}"),
+        "X7d2eQmp5BUqwmNMTJMGegVPMQKdfL9+OAu2ibEcl1s="
+    );
+    let bad = WampCraSpec {
+        secret: "s".into(),
+        salt: Some("x".into()),
+        iterations: Some(0),
+        keylen: None,
+    };
+    assert!(wampcra::Key::derive(&bad).is_err());
+}
+
+#[test]
+fn bad_keys_are_load_errors() {
+    let mut s = spec();
+    s.principal[2].cryptosign = Some(vec!["00ff".into()]);
+    let err = Auth::build(&[s], AuthLimits::default())
+        .err()
+        .expect("a short key is refused");
+    assert!(err.contains("signer"), "{err}");
+}
+
+#[test]
+fn anonymous_needs_an_anonymous_role() {
+    let a = auth();
+    let r = refused(a.hello("r", &details(&[], None, vec![]), 1, &PeerInfo::default()));
+    assert_eq!(r.reason, errors::NO_MATCHING_AUTH_METHOD);
+    let mut s = spec();
+    s.anonymous_role = Some("guest".into());
+    let a = Auth::build(&[s], AuthLimits::default()).unwrap();
+    let who = welcomed(a.hello("r", &details(&[], None, vec![]), 7, &PeerInfo::default()));
+    assert_eq!(
+        (who.authid.as_str(), who.authrole.as_str()),
+        ("anonymous-7", "guest")
+    );
+    // A realm without rules: anonymous with role "anonymous".
+    let who = welcomed(a.hello("open", &details(&[], None, vec![]), 8, &PeerInfo::default()));
+    assert_eq!(who.authrole, "anonymous");
+}

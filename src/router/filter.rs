@@ -1,0 +1,182 @@
+//! Subscriber black- and whitelisting: which subscribers of a publication may receive it.
+//!
+//! A publication's filter is decided once, on the publisher's shard, and travels by reference with
+//! the shared EVENT to every shard that delivers it; each delivering shard applies it to its own
+//! subscribers, whose identity only it knows. A publication without listing options carries no
+//! filter at all, so the plain path pays one `None` check per subscriber.
+
+use std::sync::Arc;
+
+use crate::protocol::message::id_value;
+use crate::protocol::Val;
+use crate::router::session::Identity;
+
+/// The PUBLISH options that restrict receivers, in the spec's order.
+pub const LISTING_OPTIONS: [&str; 6] = [
+    "exclude",
+    "exclude_authid",
+    "exclude_authrole",
+    "eligible",
+    "eligible_authid",
+    "eligible_authrole",
+];
+
+/// The receivers a publisher allowed. Session ids are sorted for binary search; authid/authrole
+/// lists are short in practice and compared linearly.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    exclude: Box<[u64]>,
+    eligible: Option<Box<[u64]>>,
+    exclude_authid: Box<[Arc<str>]>,
+    exclude_authrole: Box<[Arc<str>]>,
+    eligible_authid: Option<Box<[Arc<str>]>>,
+    eligible_authrole: Option<Box<[Arc<str>]>>,
+}
+
+impl EventFilter {
+    /// The filter PUBLISH.Options ask for; None when they name no listing option, so that
+    /// unfiltered publications carry nothing. Values were type-checked at parse (`CHECKED`); one
+    /// that is null counts as absent.
+    pub fn from_options(options: &Val<'_>) -> Option<Self> {
+        if options.dict_len() == Some(0) {
+            return None;
+        }
+        let present = |key: &str| options.get(key).filter(|v| !v.is_null());
+        if LISTING_OPTIONS.iter().all(|k| present(k).is_none()) {
+            return None;
+        }
+        let ids = |key: &str| present(key).map(|v| sorted_ids(&v));
+        let names = |key: &str| present(key).map(|v| names(&v));
+        Some(EventFilter {
+            exclude: ids("exclude").unwrap_or_default(),
+            eligible: ids("eligible"),
+            exclude_authid: names("exclude_authid").unwrap_or_default(),
+            exclude_authrole: names("exclude_authrole").unwrap_or_default(),
+            eligible_authid: names("eligible_authid"),
+            eligible_authrole: names("eligible_authrole"),
+        })
+    }
+
+    /// True when deciding needs the subscriber's authid or authrole (not just its session id).
+    pub fn needs_identity(&self) -> bool {
+        !self.exclude_authid.is_empty()
+            || !self.exclude_authrole.is_empty()
+            || self.eligible_authid.is_some()
+            || self.eligible_authrole.is_some()
+    }
+
+    /// True if the subscriber `session` (with identity `who`, where known) may receive the event:
+    /// the spec's six conditions, all of them. A subscriber whose identity is unknown is refused
+    /// whenever an identity condition exists, so a filter never leaks to someone it might exclude.
+    pub fn admits(&self, session: u64, who: Option<&Identity>) -> bool {
+        if self.exclude.binary_search(&session).is_ok() {
+            return false;
+        }
+        if let Some(e) = &self.eligible {
+            if e.binary_search(&session).is_err() {
+                return false;
+            }
+        }
+        if !self.needs_identity() {
+            return true;
+        }
+        let Some(who) = who else {
+            return false;
+        };
+        !contains(&self.exclude_authid, &who.authid)
+            && !contains(&self.exclude_authrole, &who.authrole)
+            && self
+                .eligible_authid
+                .as_ref()
+                .is_none_or(|l| contains(l, &who.authid))
+            && self
+                .eligible_authrole
+                .as_ref()
+                .is_none_or(|l| contains(l, &who.authrole))
+    }
+}
+
+fn contains(list: &[Arc<str>], name: &str) -> bool {
+    list.iter().any(|n| &**n == name)
+}
+
+/// The items of a list value, decoded (options are small; the payload is never touched).
+fn items<'a>(v: &Val<'a>) -> Vec<Val<'a>> {
+    let decoded = match v {
+        Val::Raw(p) => Val::decode(*p).ok(),
+        other => Some(other.clone()),
+    };
+    match decoded {
+        Some(Val::List(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+fn sorted_ids(v: &Val<'_>) -> Box<[u64]> {
+    let mut ids: Vec<u64> = items(v).iter().filter_map(id_value).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_boxed_slice()
+}
+
+fn names(v: &Val<'_>) -> Box<[Arc<str>]> {
+    items(v)
+        .iter()
+        .filter_map(|i| i.as_str().map(|s| Arc::from(s.as_ref())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Message, Serializer};
+
+    fn options(json: &str) -> Option<EventFilter> {
+        let frame = format!(r#"[16, 1, {json}, "t"]"#);
+        let m = Message::parse(Serializer::Json, frame.as_bytes()).unwrap();
+        let Message::Publish { options, .. } = m else {
+            panic!()
+        };
+        EventFilter::from_options(&options)
+    }
+
+    fn who(authid: &str, authrole: &str) -> Identity {
+        let mut i = Identity::anonymous(1, authrole);
+        i.authid = Arc::from(authid);
+        i
+    }
+
+    #[test]
+    fn no_listing_option_means_no_filter() {
+        assert_eq!(options("{}"), None);
+        assert_eq!(options(r#"{"acknowledge": true, "exclude": null}"#), None);
+    }
+
+    #[test]
+    fn session_lists() {
+        let f = options(r#"{"exclude": [9, 3, 7], "eligible": [3, 4, 9]}"#).unwrap();
+        assert!(!f.needs_identity());
+        assert!(f.admits(4, None));
+        assert!(!f.admits(3, None), "excluded wins over eligible");
+        assert!(!f.admits(5, None), "not eligible");
+        let float = options(r#"{"exclude": [9.0]}"#).unwrap();
+        assert!(!float.admits(9, None), "an integral double is an id");
+        let none = options(r#"{"eligible": []}"#).unwrap();
+        assert!(!none.admits(4, None), "an empty whitelist admits nobody");
+    }
+
+    #[test]
+    fn identity_lists_combine() {
+        let f = options(
+            r#"{"eligible_authrole": ["staff", "boss"], "exclude_authid": ["mallory"],
+                "eligible_authid": ["alice", "mallory", "bob"], "exclude_authrole": ["boss"]}"#,
+        )
+        .unwrap();
+        assert!(f.needs_identity());
+        assert!(f.admits(1, Some(&who("alice", "staff"))));
+        assert!(!f.admits(1, Some(&who("mallory", "staff"))));
+        assert!(!f.admits(1, Some(&who("bob", "boss"))));
+        assert!(!f.admits(1, Some(&who("carol", "staff"))));
+        assert!(!f.admits(1, None), "unknown identity is refused");
+    }
+}

@@ -1,0 +1,252 @@
+//! The authentication handshake on the router side: CHALLENGE out, AUTHENTICATE in, possibly a call
+//! to the realm's dynamic authenticator, then the join. The decisions are made by [`crate::auth`].
+//!
+//! The dynamic authenticator is called like any procedure, with the router as caller: the caller id
+//! is the session id the login will get (unique across shards, and known to nobody else yet), so the
+//! callee's RESULT or ERROR comes back through the usual paths and is taken off them here.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::dealer::Invoke;
+use super::session::Peer;
+use super::wire::{AppPayload, Encoding, Wire};
+use super::{Conn, Flow, Router, ShardMsg};
+use crate::auth::dynamic::{Ask, AskCtx, ANSWER_TIMEOUT};
+use crate::auth::{Refusal, Verdict};
+use crate::protocol::features::ClientFeatures;
+use crate::protocol::uri::MatchPolicy;
+use crate::protocol::{codes, Message, Serializer, Val};
+use crate::transport::PeerInfo;
+
+/// How the router, as caller, wants the authenticator's answer framed.
+const ANSWER_ENC: Encoding = Encoding {
+    ser: Serializer::Json,
+    wire: Wire::RawSocket,
+};
+/// RawSocket's frame header, in front of every answer.
+const RAWSOCKET_HEADER: usize = 4;
+/// Largest answer accepted from an authenticator.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// A session that said HELLO and was challenged: what its WELCOME will need.
+pub(crate) struct PendingJoin {
+    pub realm: usize,
+    /// The session id, fixed at HELLO (WAMP-CRA's challenge names it).
+    pub session: u64,
+    pub features: ClientFeatures,
+    /// None once AUTHENTICATE has been answered and the authenticator is being asked.
+    pub auth: Option<crate::auth::Pending>,
+    /// The transport's view of the peer, for `wamp.session.get`'s `transport`.
+    pub transport: PeerInfo,
+}
+
+/// A login waiting for the dynamic authenticator.
+pub(crate) struct Awaiting {
+    peer: Rc<Peer>,
+    join: PendingJoin,
+    ctx: AskCtx,
+    info: PeerInfo,
+    started: std::time::Instant,
+}
+
+impl Router {
+    /// Sends CHALLENGE and parks the handshake on the connection until AUTHENTICATE.
+    pub(super) fn challenge(
+        &mut self,
+        conn: &mut Conn,
+        mut join: PendingJoin,
+        authmethod: &'static str,
+        extra: Val<'static>,
+        pending: crate::auth::Pending,
+    ) -> Flow {
+        join.auth = Some(pending);
+        conn.pending = Some(Box::new(join));
+        let msg = Message::Challenge {
+            authmethod: Cow::Borrowed(authmethod),
+            extra,
+        };
+        self.reply_peer(&conn.peer.clone(), &msg);
+        Flow::Continue
+    }
+
+    /// The message after CHALLENGE: AUTHENTICATE (or ABORT); anything else — also anything while the
+    /// authenticator is being asked — breaks the protocol.
+    pub(super) fn on_authenticate(&mut self, conn: &mut Conn, msg: Message<'_>) -> Flow {
+        let mut join = *conn
+            .pending
+            .take()
+            .expect("called with a pending handshake");
+        let Some(pending) = join.auth.take() else {
+            self.awaiting.remove(&join.session);
+            if matches!(msg, Message::Abort { .. }) {
+                return Flow::Close;
+            }
+            return self.violation(conn, "a message before WELCOME");
+        };
+        let (signature, extra) = match msg {
+            Message::Authenticate { signature, extra } => (signature, extra),
+            Message::Abort { .. } => return Flow::Close,
+            other => {
+                return self.violation(
+                    conn,
+                    &format!("expected AUTHENTICATE, got {}", codes::name(other.code())),
+                )
+            }
+        };
+        let auth = self.auth.clone();
+        match auth.authenticate(pending, &signature, &extra, join.session, &conn.info) {
+            Verdict::Welcome(who) => {
+                conn.session = Some(join.session);
+                self.join(&conn.peer.clone(), join, who)
+            }
+            Verdict::Refuse(r) => {
+                self.abort(conn, r.reason, r.message);
+                Flow::Close
+            }
+            Verdict::Ask(ask) => self.ask_authenticator(conn, join, ask),
+        }
+    }
+
+    /// Calls the dynamic authenticator; the login waits (bounded by [`ANSWER_TIMEOUT`]).
+    fn ask_authenticator(&mut self, conn: &mut Conn, join: PendingJoin, ask: Ask) -> Flow {
+        let Some(inv) = self.authenticator_invoke(&join, &ask) else {
+            tracing::warn!(
+                realm = %ask.realm,
+                procedure = %ask.procedure,
+                "the dynamic authenticator is not registered; refusing the login"
+            );
+            let _ = self.auth.judge(&ask.ctx, None, &conn.info);
+            self.abort(conn, Refusal::FAILED.reason, Refusal::FAILED.message);
+            return Flow::Close;
+        };
+        conn.pending = Some(Box::new(PendingJoin {
+            auth: None,
+            transport: join.transport.clone(),
+            ..join
+        }));
+        self.awaiting.insert(
+            join.session,
+            Awaiting {
+                peer: conn.peer.clone(),
+                join,
+                ctx: ask.ctx,
+                info: conn.info.clone(),
+                started: std::time::Instant::now(),
+            },
+        );
+        if inv.0 == self.shard {
+            self.on_invoke(inv.1);
+        } else {
+            self.out.send(inv.0, ShardMsg::Invoke(Box::new(inv.1)));
+        }
+        Flow::Continue
+    }
+
+    /// The CALL of the authenticator, and the shard of its callee; None if nobody registered it.
+    fn authenticator_invoke(&self, join: &PendingJoin, ask: &Ask) -> Option<(usize, Invoke)> {
+        let realm = self.realms.find(&ask.realm)?;
+        let reg = self.local[realm].dealer.route(&ask.procedure)?;
+        let callee = reg.pick();
+        let mut args = Vec::new();
+        ask.args.encode(Serializer::Json, &mut args).ok()?;
+        let inv = Invoke {
+            realm,
+            registration: reg.id,
+            callee: callee.session,
+            caller_shard: self.shard,
+            caller: join.session,
+            caller_request: 1,
+            caller_enc: ANSWER_ENC,
+            caller_max_frame: MAX_ANSWER,
+            procedure: (reg.policy != MatchPolicy::Exact)
+                .then(|| Arc::from(ask.procedure.as_str())),
+            ser: Serializer::Json,
+            payload: AppPayload {
+                args: Some(Bytes::from(args)),
+                kwargs: None,
+            },
+            receive_progress: false,
+            timeout_ms: 0,
+            disclosed: None,
+            progress: false,
+            continuation: false,
+        };
+        Some((callee.shard, inv))
+    }
+
+    /// The authenticator's RESULT or ERROR for login `session`: WELCOME or ABORT.
+    pub(super) fn on_authenticator_answer(&mut self, session: u64, frame: &Bytes) {
+        let Some(w) = self.awaiting.remove(&session) else {
+            return;
+        };
+        let body = frame.get(RAWSOCKET_HEADER..).unwrap_or_default();
+        let args = match Message::parse(Serializer::Json, body) {
+            Ok(Message::Result { args, .. }) => args.and_then(|a| match a {
+                Val::Raw(p) => Val::decode(p).ok().map(Val::into_owned),
+                other => Some(other.into_owned()),
+            }),
+            _ => None,
+        };
+        let auth = self.auth.clone();
+        match auth.judge(&w.ctx, args.as_ref(), &w.info) {
+            Ok(who) => {
+                self.join(&w.peer, w.join, who);
+            }
+            Err(r) => self.refuse_peer(&w.peer, r),
+        }
+    }
+
+    /// Refuses logins whose authenticator has not answered in time.
+    pub(super) fn expire_awaiting(&mut self) {
+        let late: Vec<u64> = self
+            .awaiting
+            .iter()
+            .filter(|(_, w)| w.started.elapsed() >= ANSWER_TIMEOUT)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            let w = self.awaiting.remove(&id).expect("listed");
+            tracing::warn!(
+                session = id,
+                "the dynamic authenticator did not answer in time"
+            );
+            let _ = self.auth.judge(&w.ctx, None, &w.info);
+            self.refuse_peer(&w.peer, Refusal::FAILED);
+        }
+    }
+
+    /// ABORT to a connection the router holds no `Conn` for, then close it.
+    fn refuse_peer(&mut self, peer: &Rc<Peer>, r: Refusal) {
+        let msg = Message::Abort {
+            details: Val::Dict(vec![(
+                Cow::Borrowed("message"),
+                Val::Str(Cow::Borrowed(r.message)),
+            )]),
+            reason: Cow::Borrowed(r.reason),
+        };
+        self.reply_peer(peer, &msg);
+        Router::close_after_goodbye(peer);
+    }
+
+    /// A connection whose login the authenticator settled while it was not reading: take on the
+    /// session (or leave the handshake as it is).
+    pub(super) fn adopt(&mut self, conn: &mut Conn) {
+        let Some(p) = conn.pending.as_ref() else {
+            return;
+        };
+        if conn.session.is_none()
+            && p.auth.is_none()
+            && self
+                .sessions
+                .get(&p.session)
+                .is_some_and(|s| Rc::ptr_eq(&s.peer, &conn.peer))
+        {
+            conn.session = Some(p.session);
+            conn.pending = None;
+        }
+    }
+}
