@@ -79,7 +79,15 @@ fn meta_api_with_autobahn_python() {
 fn meta_api_with_autobahn_js() {
     require(&interop_dir().join("node_modules/autobahn/package.json"));
     for ser in ["json", "cbor"] {
-        run_case(Path::new("node"), "meta_ab.js", "meta-js", true, ser, &[]);
+        let history = ["--event-history", "prefix:com.metajs.hist=10"];
+        run_case(
+            Path::new("node"),
+            "meta_ab.js",
+            "meta-js",
+            true,
+            ser,
+            &history,
+        );
     }
 }
 

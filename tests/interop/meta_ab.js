@@ -6,7 +6,8 @@
 // Consecutive connections land on different shards of a --shards 2 router.
 // Checks wamp.session.count/get, wamp.session.on_join from another shard,
 // wamp.session.kill (closed with wamp.close.killed) and a testament published
-// after the session's transport closes without GOODBYE.
+// after the session's transport closes without GOODBYE, and the event history of a prefix
+// subscription (the router keeps prefix:com.metajs.hist) filled from both shards.
 // Prints "OK meta-js <url> <serializer>" on success.
 
 'use strict';
@@ -104,6 +105,18 @@ async function main() {
   d.session._socket.close(1000, 'drop'); // the transport ends; no GOODBYE was sent
   await will.until(1);
   check(will.items[0][0][0] === 'gone' && will.items[0][1].n === 1, `testament: ${JSON.stringify(will.items)}`);
+
+  step = 'event history';
+  const sub = await b.session.subscribe('com.metajs.hist', () => {}, { match: 'prefix' });
+  const ack = { acknowledge: true };
+  const p1 = await sa.publish('com.metajs.hist.x', [1], {}, ack);
+  const p2 = await b.session.publish('com.metajs.hist.y', [2], {}, ack);
+  const evs = await sa.call('wamp.subscription.get_events', [sub.id], { limit: 5 });
+  check(evs.length === 2 && evs[0].args[0] === 1 && evs[1].args[0] === 2, `history: ${JSON.stringify(evs)}`);
+  check(evs[0].publication === p1.id && evs[1].publication === p2.id, `history ids: ${JSON.stringify(evs)}`);
+  check(evs[1].details.topic === 'com.metajs.hist.y', `history topic: ${JSON.stringify(evs[1])}`);
+  const last = await b.session.call('wamp.subscription.get_events', [sub.id], { reverse: true, limit: 1 });
+  check(last.length === 1 && last[0].args[0] === 2, `newest: ${JSON.stringify(last)}`);
 
   a.conn.close();
   b.conn.close();
