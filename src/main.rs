@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use mimalloc::MiMalloc;
 use std::time::Duration;
-use wampd::config::{Config, LogFormat, SlowConsumerPolicy, TlsFiles, TlsListener};
+use wampd::config::{Config, HistorySpec, LogFormat, SlowConsumerPolicy, TlsFiles, TlsListener};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -45,6 +45,10 @@ struct Args {
     /// The slow-consumer policy of one realm, as REALM=drop|disconnect (repeatable).
     #[arg(long = "slow-consumer-realm", value_name = "REALM=POLICY", value_parser = parse_realm_policy)]
     slow_consumer_realm: Vec<(String, SlowConsumerPolicy)>,
+    /// Keep the last N events of a subscription pattern, in every realm, for
+    /// wamp.subscription.get_events: [exact:|prefix:|wildcard:]PATTERN=N (repeatable).
+    #[arg(long = "event-history", value_name = "[POLICY:]PATTERN=N")]
+    event_history: Vec<HistorySpec>,
     /// Seconds a connection may take for its WebSocket or RawSocket handshake. Default: 10.
     #[arg(long, value_name = "SECS")]
     handshake_timeout: Option<u64>,
@@ -238,6 +242,9 @@ fn apply_flags(args: Args, config: &mut Config) {
     set(&mut config.ring_capacity, args.ring_capacity);
     if args.no_pin {
         config.pin_cores = false;
+    }
+    if !args.event_history.is_empty() {
+        config.event_history = args.event_history;
     }
 }
 

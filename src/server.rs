@@ -149,7 +149,7 @@ impl Server {
             .collect::<io::Result<Vec<_>>>()?;
 
         let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
-        let realms = Arc::new(Realms::new(&config.realms));
+        let realms = Arc::new(Realms::new(&config.realms).with_history(&config.event_history));
         let rules = Arc::new(Rules::compile(&realm_names(&realms), &config.realm_specs));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));

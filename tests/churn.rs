@@ -9,6 +9,8 @@
 //! must be delivered; one whose PUBLISHED was seen before SUBSCRIBE was sent, or that arrives after
 //! UNSUBSCRIBED, must not; anything in between may go either way. Likewise a CALL sent while a
 //! callee's REGISTERED had been seen (and it had not started to leave) must reach that callee.
+//! Once the churn is over, the meta API (asked on every shard) must count the sessions,
+//! subscribers and callees the model holds.
 //!
 //! Connections are placed on shards round-robin in accept order and this test is the router's only
 //! client, connecting one session at a time: connection number k (a session's `tag`) is on shard
@@ -24,7 +26,9 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError}
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{dict, got, rawsocket_read, rawsocket_stream, rawsocket_write, uints, Got, InProcess};
+use common::{
+    dict, got, rawsocket_read, rawsocket_stream, rawsocket_write, s, uints, Got, InProcess,
+};
 use wampd::protocol::{codes, errors, Message, Serializer, Val};
 
 const SHARDS: u64 = 4;
@@ -257,6 +261,7 @@ struct Counts {
     probe_deliveries: u64,
     probe_calls: u64,
     final_registrations: u64,
+    meta_checks: u64,
 }
 
 #[derive(Default)]
@@ -1662,6 +1667,7 @@ fn churn_against_a_reference_model() {
         Vec::<String>::new(),
         "replicas disagree after churn"
     );
+    w.check_meta();
     let probes: Vec<u64> = (0..SHARDS).map(|_| w.connect()).collect();
     w.probe(&probes);
     w.final_check(&probes);
@@ -1676,6 +1682,10 @@ fn churn_against_a_reference_model() {
         w.n
     );
     assert!(w.n.events_checked > 0 && w.n.must_deliver_satisfied > 0 && w.n.results > 0);
+    assert_eq!(
+        w.n.meta_checks, 1,
+        "the meta API was checked against the model"
+    );
     if !w.faults.lines.is_empty() {
         println!("churn: failures by kind: {:#?}", w.faults.by_kind);
         panic!(
@@ -1683,5 +1693,73 @@ fn churn_against_a_reference_model() {
             w.faults.lines.len(),
             w.faults.lines[0]
         );
+    }
+}
+
+// ---- the meta API against the model ----------------------------------------------------------
+
+impl World {
+    /// With everything quiet: the meta API's counts agree with the model — sessions, each topic's
+    /// subscription and subscribers, each procedure's registration and callee — asked from a
+    /// session on every shard (one connection per shard keeps tag k on shard k % SHARDS).
+    fn check_meta(&mut self) {
+        let mut askers: Vec<common::Client> = (0..SHARDS)
+            .map(|_| common::Client::join(&self.addr, Serializer::Json))
+            .collect();
+        let sessions = self.sessions.len() as u64 + SHARDS;
+        let tags: Vec<u64> = self.sessions.keys().copied().collect();
+        let subscribed = |w: &World, t: usize| -> Vec<u64> {
+            tags.iter()
+                .filter_map(|tag| {
+                    let iv = w.sessions[tag].subs[t].as_ref()?;
+                    (iv.observed.is_some() && iv.end_sent.is_none()).then_some(iv.id?)
+                })
+                .collect()
+        };
+        for m in &mut askers {
+            let n = m.call1("wamp.session.count", vec![]).as_u64();
+            if n != Some(sessions) {
+                self.fail("meta", format!("session count {n:?}, model {sessions}"));
+            }
+            for (t, topic) in TOPICS.iter().enumerate() {
+                let want = subscribed(self, t);
+                let id = m.call1("wamp.subscription.lookup", vec![s(topic)]).as_u64();
+                let count = id.map(|id| {
+                    m.call1("wamp.subscription.count_subscribers", vec![Val::UInt(id)])
+                        .as_u64()
+                });
+                if id != want.first().copied()
+                    || count.flatten() != want.first().map(|_| want.len() as u64)
+                {
+                    self.fail(
+                        "meta",
+                        format!("{topic}: id {id:?} with {count:?} subscribers, model {want:?}"),
+                    );
+                }
+            }
+            for (p, procedure) in PROCEDURES.iter().enumerate() {
+                let want: Vec<u64> = tags
+                    .iter()
+                    .filter_map(|&tag| self.registered(tag, p))
+                    .collect();
+                let id = m
+                    .call1("wamp.registration.lookup", vec![s(procedure)])
+                    .as_u64();
+                let count = id.map(|id| {
+                    m.call1("wamp.registration.count_callees", vec![Val::UInt(id)])
+                        .as_u64()
+                });
+                if id != want.first().copied() || count.flatten() != want.first().map(|_| 1) {
+                    self.fail(
+                        "meta",
+                        format!("{procedure}: id {id:?} with {count:?} callees, model {want:?}"),
+                    );
+                }
+            }
+        }
+        self.n.meta_checks += 1;
+        for m in &mut askers {
+            m.leave();
+        }
     }
 }

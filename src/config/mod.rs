@@ -31,6 +31,51 @@ impl std::str::FromStr for SlowConsumerPolicy {
     }
 }
 
+/// A subscription pattern whose last `limit` events the router keeps (`--event-history`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistorySpec {
+    pub policy: crate::protocol::uri::MatchPolicy,
+    pub pattern: String,
+    pub limit: usize,
+}
+
+/// Events one pattern may keep at most (its bytes are capped separately).
+pub const MAX_HISTORY_LIMIT: usize = 100_000;
+
+impl std::str::FromStr for HistorySpec {
+    type Err = String;
+    /// `[exact:|prefix:|wildcard:]PATTERN=N`, exact when no policy is named.
+    fn from_str(s: &str) -> Result<Self, String> {
+        use crate::protocol::uri::{self, MatchPolicy};
+        let (pattern, n) = s
+            .rsplit_once('=')
+            .ok_or_else(|| format!("{s:?}: expected [POLICY:]PATTERN=N"))?;
+        let named = [
+            MatchPolicy::Exact,
+            MatchPolicy::Prefix,
+            MatchPolicy::Wildcard,
+        ]
+        .into_iter()
+        .find_map(|p| Some((p, pattern.strip_prefix(p.as_str())?.strip_prefix(':')?)));
+        let (policy, pattern) = named.unwrap_or((MatchPolicy::Exact, pattern));
+        let limit: usize = n.parse().map_err(|_| format!("{n:?} is not a count"))?;
+        if limit == 0 || limit > MAX_HISTORY_LIMIT {
+            return Err(format!("the count must be 1..={MAX_HISTORY_LIMIT}"));
+        }
+        if !uri::is_valid_pattern(pattern, policy, false) {
+            return Err(format!(
+                "{pattern:?} is not a valid {} pattern",
+                policy.as_str()
+            ));
+        }
+        Ok(HistorySpec {
+            policy,
+            pattern: pattern.to_string(),
+            limit,
+        })
+    }
+}
+
 /// Throttling of failed logins per source address.
 #[derive(Clone, Debug)]
 pub struct AuthLimits {
@@ -154,6 +199,8 @@ pub struct Config {
     pub force_epoll: bool,
     /// The configuration file this came from, reread on SIGHUP.
     pub config_file: Option<PathBuf>,
+    /// Subscription patterns whose recent events are kept, in every realm.
+    pub event_history: Vec<HistorySpec>,
 }
 
 impl Default for Config {
@@ -190,6 +237,7 @@ impl Default for Config {
             pin_cores: true,
             force_epoll: false,
             config_file: None,
+            event_history: Vec::new(),
         }
     }
 }

@@ -152,6 +152,9 @@ pub const BROKER_FEATURES: &[&str] = &[
     "subscriber_blackwhite_listing",
     "publisher_identification",
     "event_retention",
+    "session_meta_api",
+    "subscription_meta_api",
+    "event_history",
 ];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
@@ -163,6 +166,9 @@ pub const DEALER_FEATURES: &[&str] = &[
     "call_canceling",
     "progressive_call_invocations",
     "shared_registration",
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
 ];
 
 #[cfg(test)]

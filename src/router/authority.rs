@@ -103,7 +103,17 @@ pub struct Joined {
 /// Decides subscription and registration identity for one realm.
 pub trait Authority: Send + Sync {
     /// `shard` now has subscribers for (policy, uri): the subscription's id, created if none exists.
-    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant;
+    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant {
+        self.join_subscription_created(policy, uri, shard).0
+    }
+    /// As [`Authority::join_subscription`], and true if this call created the subscription (the
+    /// meta API's `on_create` is published exactly once per subscription, realm-wide).
+    fn join_subscription_created(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        shard: usize,
+    ) -> (Grant, bool);
     /// `shard` has no subscriber left for subscription `id` of (policy, uri). True when that retired
     /// the id (no shard has subscribers any more).
     fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool;
@@ -119,7 +129,18 @@ pub trait Authority: Send + Sync {
     ) -> Result<Joined, Refusal>;
     /// Removes `session` from the callees of registration `id` of (policy, uri), retiring the id
     /// with its last callee; false if it was not a callee of the current registration.
-    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64, session: u64) -> bool;
+    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64, session: u64) -> bool {
+        self.unregister_retired(policy, uri, id, session).is_some()
+    }
+    /// As [`Authority::unregister`]: None if `session` was not a callee, else true when it was the
+    /// last one (the meta API's `on_delete` is published exactly once per registration).
+    fn unregister_retired(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        id: u64,
+        session: u64,
+    ) -> Option<bool>;
     /// A copy of the whole state.
     fn snapshot(&self) -> AuthoritySnapshot;
 }
@@ -188,11 +209,16 @@ impl LocalAuthority {
 }
 
 impl Authority for LocalAuthority {
-    fn join_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize) -> Grant {
+    fn join_subscription_created(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        shard: usize,
+    ) -> (Grant, bool) {
         let mut st = self.lock();
         if let Some(info) = st.subs[slot(policy)].get_mut(uri) {
             info.shards |= 1 << shard;
-            return info.grant;
+            return (info.grant, false);
         }
         let grant = st.grant();
         st.subs[slot(policy)].insert(
@@ -202,7 +228,7 @@ impl Authority for LocalAuthority {
                 shards: 1 << shard,
             },
         );
-        grant
+        (grant, true)
     }
 
     fn leave_subscription(&self, policy: MatchPolicy, uri: &str, shard: usize, id: u64) -> bool {
@@ -259,21 +285,24 @@ impl Authority for LocalAuthority {
         Ok(Joined { grant, order: 0 })
     }
 
-    fn unregister(&self, policy: MatchPolicy, uri: &str, id: u64, session: u64) -> bool {
+    fn unregister_retired(
+        &self,
+        policy: MatchPolicy,
+        uri: &str,
+        id: u64,
+        session: u64,
+    ) -> Option<bool> {
         let mut st = self.lock();
         let map = &mut st.regs[slot(policy)];
-        let Some(info) = map.get_mut(uri).filter(|r| r.grant.id == id) else {
-            return false;
-        };
-        let Some(pos) = info.callees.iter().position(|c| c.1 == session) else {
-            return false;
-        };
+        let info = map.get_mut(uri).filter(|r| r.grant.id == id)?;
+        let pos = info.callees.iter().position(|c| c.1 == session)?;
         info.callees.remove(pos);
-        if info.callees.is_empty() {
+        let retired = info.callees.is_empty();
+        if retired {
             map.remove(uri);
             st.ids.remove(&id);
         }
-        true
+        Some(retired)
     }
 
     fn snapshot(&self) -> AuthoritySnapshot {

@@ -19,6 +19,7 @@ use crate::protocol::{Message, Val};
 use crate::router::authority::Grant;
 use crate::router::disclosure::{self, Disclosure};
 use crate::router::filter::EventFilter;
+use crate::router::history::Stored;
 use crate::router::retention::Retained;
 use crate::router::session::Peer;
 use crate::router::trie::UriTrie;
@@ -295,22 +296,22 @@ impl Router {
                     sub.barrier,
                 )
             });
-        let (id, token) = match joined {
+        let (id, token, created) = match joined {
             // Another session on this shard holds it: join, active once its announcement (if still
             // in flight) has reached every shard.
             Some((grant, uri, token)) => {
                 let active = !self.barriers.contains_key(&token);
                 broker.add_local(grant, policy, &uri, peer, active);
                 self.hold_subscription(sid, grant.id);
-                (grant.id, token)
+                (grant.id, token, false)
             }
             // First local subscriber: the realm authority names the subscription and every shard
             // learns of this shard's interest before the subscriber is told it is subscribed.
             None => {
-                let grant = self
+                let (grant, created) = self
                     .realms
                     .authority(realm)
-                    .join_subscription(policy, topic, self.shard);
+                    .join_subscription_created(policy, topic, self.shard);
                 let uri: Arc<str> = Arc::from(topic);
                 let token = self.broadcast(|token| ShardMsg::SubUpdate {
                     realm,
@@ -326,13 +327,16 @@ impl Router {
                     s.barrier = token;
                 }
                 self.hold_subscription(sid, grant.id);
-                (grant.id, token)
+                (grant.id, token, created)
             }
         };
         self.after_barrier(
             token,
             Box::new(move |r, outcome| match outcome {
-                BarrierOutcome::Done => r.confirm_subscribed(realm, id, sid, request, get_retained),
+                BarrierOutcome::Done => {
+                    r.confirm_subscribed(realm, id, sid, request, get_retained);
+                    r.meta_subscribed(realm, id, sid, created);
+                }
                 BarrierOutcome::TimedOut => r.abandon_subscribe(id, sid, request),
             }),
         );
@@ -472,9 +476,11 @@ impl Router {
         let broker = &mut self.local[realm].broker;
         let rev = broker.get(id).map_or(0, |s| s.rev);
         let Some((policy, uri)) = broker.remove_local(id, sid) else {
+            self.meta_unsubscribed(realm, id, sid, false);
             return;
         };
-        self.realms
+        let retired = self
+            .realms
             .authority(realm)
             .leave_subscription(policy, &uri, self.shard, id);
         let grant = Grant { id, rev };
@@ -486,6 +492,7 @@ impl Router {
             add: false,
             token: 0,
         });
+        self.meta_unsubscribed(realm, id, sid, retired);
     }
 
     /// PUBLISH: match once, build each EVENT at most once per encoding, fan out locally and to every
@@ -538,6 +545,15 @@ impl Router {
                 filter: filter.clone(),
             });
         }
+        self.realms.history(realm).keep(topic, options, || Stored {
+            at: crate::router::history::now_ms(),
+            publication,
+            topic: Arc::from(topic),
+            ser,
+            payload: payload.detached(),
+            details: details.clone(),
+            filter: filter.clone(),
+        });
         // An acknowledged publication is answered once every shard it went to has queued it for its
         // subscribers: PUBLISHED then means "everyone subscribed now has it", so a subscriber that
         // unsubscribes (or one that subscribes) after the publisher saw PUBLISHED cannot race it.

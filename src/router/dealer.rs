@@ -152,6 +152,11 @@ impl Dealer {
         self.regs.get(id)
     }
 
+    /// The registration `id`.
+    pub fn get(&self, id: u64) -> Option<&Registration> {
+        self.regs.get(&id)
+    }
+
     /// Every registration of this replica.
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.regs.values()
@@ -359,6 +364,7 @@ impl Router {
             }
             return;
         }
+        let meta = reg.clone();
         self.local[realm].dealer.insert(reg);
         self.reply(
             sid,
@@ -367,6 +373,7 @@ impl Router {
                 registration: id,
             },
         );
+        self.meta_registered(realm, sid, &meta);
         for inv in early {
             self.on_invoke(inv);
         }
@@ -413,7 +420,7 @@ impl Router {
             );
             return Flow::Continue;
         };
-        self.drop_registration(realm, sid, &held);
+        let deleted = self.drop_registration(realm, sid, &held);
         self.reply(
             sid,
             &Message::Unregistered {
@@ -421,17 +428,26 @@ impl Router {
                 details: None,
             },
         );
+        self.meta_unregistered(realm, sid, held.id, deleted);
         Flow::Continue
     }
 
     /// Removes callee `sid` from a registration here, in the realm authority and on every other
     /// shard (the registration is retired with its last callee). Works from what the session holds,
     /// so a procedure is freed even if this replica never had the entry.
-    pub(crate) fn drop_registration(&mut self, realm: usize, sid: u64, held: &HeldRegistration) {
+    /// True when `sid` was its last callee (the registration is gone realm-wide).
+    pub(crate) fn drop_registration(
+        &mut self,
+        realm: usize,
+        sid: u64,
+        held: &HeldRegistration,
+    ) -> bool {
         self.local[realm].dealer.remove(held.id, sid);
-        self.realms
+        let retired = self
+            .realms
             .authority(realm)
-            .unregister(held.policy, &held.uri, held.id, sid);
+            .unregister_retired(held.policy, &held.uri, held.id, sid)
+            .unwrap_or(false);
         let grant = Grant {
             id: held.id,
             rev: 0,
@@ -448,6 +464,7 @@ impl Router {
             disclose_caller: false,
             token: 0,
         });
+        retired
     }
 
     /// CALL: route to the callee's shard (possibly this one).
@@ -462,6 +479,9 @@ impl Router {
         if !uri::is_valid_uri(procedure, false) || procedure.len() > self.limits.max_uri_len {
             self.reply_error(sid, codes::CALL, request, errors::INVALID_URI);
             return Flow::Continue;
+        }
+        if crate::router::meta::is_meta_procedure(procedure) {
+            return self.on_meta_call(sid, request, procedure, payload);
         }
         let opts = CallOptions::read(options);
         // One lookup of the caller for the whole CALL path (fields borrowed apart).

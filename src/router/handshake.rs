@@ -40,6 +40,8 @@ pub(crate) struct PendingJoin {
     pub features: ClientFeatures,
     /// None once AUTHENTICATE has been answered and the authenticator is being asked.
     pub auth: Option<crate::auth::Pending>,
+    /// The transport's view of the peer, for `wamp.session.get`'s `transport`.
+    pub transport: PeerInfo,
 }
 
 /// A login waiting for the dynamic authenticator.
@@ -121,7 +123,11 @@ impl Router {
             self.abort(conn, Refusal::FAILED.reason, Refusal::FAILED.message);
             return Flow::Close;
         };
-        conn.pending = Some(Box::new(PendingJoin { auth: None, ..join }));
+        conn.pending = Some(Box::new(PendingJoin {
+            auth: None,
+            transport: join.transport.clone(),
+            ..join
+        }));
         self.awaiting.insert(
             join.session,
             Awaiting {

@@ -17,8 +17,10 @@ pub mod dealer;
 pub mod disclosure;
 pub mod filter;
 mod handshake;
+pub mod history;
 pub mod ids;
 pub mod inspect;
+pub mod meta;
 mod metered;
 pub mod progressive;
 pub mod realm;
@@ -142,6 +144,14 @@ pub enum ShardMsg {
     },
     /// An update with this token has been applied.
     Ack { token: u64 },
+    /// A meta procedure asks for this shard's part of a realm; answered with [`ShardMsg::MetaPart`].
+    MetaQuery {
+        realm: usize,
+        token: u64,
+        query: meta::MetaQuery,
+    },
+    /// One shard's part of the answer to the meta query `token`.
+    MetaPart { token: u64, part: meta::MetaPart },
 }
 
 /// What the connection should do after a frame.
@@ -284,6 +294,7 @@ pub struct Router {
     limits: Limits,
     /// Slow-consumer policy per realm index.
     policies: Vec<crate::config::SlowConsumerPolicy>,
+    meta: meta::MetaState,
     /// Who may join which realm, and how they prove it.
     auth: Arc<crate::auth::Auth>,
     /// Logins waiting for the dynamic authenticator's answer, by their future session id.
@@ -322,6 +333,7 @@ impl Router {
             skipped_events: Cell::new(0),
             ring_full: false,
             limits,
+            meta: meta::MetaState::default(),
             auth: Arc::default(),
             awaiting: AHashMap::new(),
             now: std::time::Instant::now(),
@@ -525,6 +537,7 @@ impl Router {
             session: id,
             features: ClientFeatures::from_hello(&details),
             auth: None,
+            transport: conn.info.clone(),
         };
         let auth = self.auth.clone();
         match auth.hello(&realm, &details, id, &conn.info) {
@@ -571,6 +584,7 @@ impl Router {
             Session::new(peer.clone(), realm_idx, identity, join.features),
         );
         self.reply_peer(peer, &welcome);
+        self.meta_on_join(realm_idx, id, join.transport);
         Flow::Continue
     }
 
@@ -627,13 +641,16 @@ impl Router {
             self.drop_subscriber(realm, id, sid);
         }
         for held in &session.registrations {
-            self.drop_registration(realm, sid, held);
+            let deleted = self.drop_registration(realm, sid, held);
+            self.meta_unregistered(realm, sid, held.id, deleted);
         }
         self.fail_invocations(session.invocations.into_values());
         if session.calls_in_flight > 0 {
             self.caller_left(sid);
         }
         self.close_streams_of(sid);
+        self.publish_testaments(sid);
+        self.meta_on_leave(realm, sid, &session.identity);
     }
 
     /// Checks and records the session-scope request id `id` (1, 2, 3 ... wrapping to 1 after 2^53, as
@@ -775,6 +792,15 @@ impl Router {
                 self.ack(src, token);
             }
             ShardMsg::Ack { token } => self.on_ack(token),
+            ShardMsg::MetaQuery {
+                realm,
+                token,
+                query,
+            } => {
+                let part = self.answer_query(realm, &query);
+                self.out.send(src, ShardMsg::MetaPart { token, part });
+            }
+            ShardMsg::MetaPart { token, part } => self.on_meta_part(token, part),
         }
     }
 
@@ -1025,6 +1051,7 @@ impl Router {
                 then(self, BarrierOutcome::TimedOut);
             }
         }
+        self.meta_tick();
     }
 
     /// This shard's routing state, for consistency checks.

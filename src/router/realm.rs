@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
+use crate::config::HistorySpec;
 use crate::router::authority::{Authority, LocalAuthority};
+use crate::router::history::HistoryStore;
 use crate::router::retention::RetainedStore;
 
 /// The realms of a router and their shared control state.
@@ -22,6 +24,7 @@ pub struct Realms {
     names: Vec<Arc<str>>,
     authorities: Vec<Box<dyn Authority>>,
     retained: Vec<RetainedStore>,
+    history: Vec<HistoryStore>,
 }
 
 impl Realms {
@@ -34,7 +37,18 @@ impl Realms {
                 .map(|_| Box::new(LocalAuthority::default()) as Box<dyn Authority>)
                 .collect(),
             retained: names.iter().map(|_| RetainedStore::default()).collect(),
+            history: names.iter().map(|_| HistoryStore::default()).collect(),
         }
+    }
+
+    /// Keeps the event history `specs` configure, in every realm.
+    pub fn with_history(mut self, specs: &[HistorySpec]) -> Self {
+        self.history = self
+            .names
+            .iter()
+            .map(|_| HistoryStore::new(specs))
+            .collect();
+        self
     }
 
     /// Index of realm `name`.
@@ -67,5 +81,11 @@ impl Realms {
     /// subscriptions only.
     pub fn retained(&self, idx: usize) -> &RetainedStore {
         &self.retained[idx]
+    }
+
+    /// The event history of realm `idx`: written by publications on history patterns, read by
+    /// `wamp.subscription.get_events`.
+    pub fn history(&self, idx: usize) -> &HistoryStore {
+        &self.history[idx]
     }
 }

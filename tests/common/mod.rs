@@ -830,4 +830,5 @@ impl Client {
         Some(got(self.ser, &frame))
     }
 }
+pub mod meta;
 pub mod rpc;
