@@ -134,6 +134,14 @@ impl ClientFeatures {
         self.0 & bits == bits
     }
 
+    /// True if the client announced a feature named `feature` in any role: a WELCOME cut down to
+    /// fit the client keeps those of the router's features the client can make use of.
+    pub fn announced_name(self, feature: &str) -> bool {
+        Self::KNOWN
+            .iter()
+            .any(|k| k.feature == feature && self.has(k.bit))
+    }
+
     /// A set with exactly `bits` (tests, internal sessions).
     pub fn with(bits: u32) -> Self {
         ClientFeatures(bits)
@@ -152,6 +160,7 @@ pub const BROKER_FEATURES: &[&str] = &[
     "subscriber_blackwhite_listing",
     "publisher_identification",
     "event_retention",
+    "payload_passthru_mode",
 ];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
@@ -163,6 +172,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "call_canceling",
     "progressive_call_invocations",
     "shared_registration",
+    "payload_passthru_mode",
 ];
 
 #[cfg(test)]

@@ -18,12 +18,14 @@ pub mod filter;
 mod handshake;
 pub mod ids;
 pub mod inspect;
+mod passthru;
 pub mod progressive;
 pub mod realm;
 pub mod retention;
 pub mod session;
 pub mod timers;
 pub mod trie;
+pub mod welcome;
 pub mod wire;
 
 #[cfg(test)]
@@ -345,6 +347,9 @@ impl Router {
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
+        if let Some(why) = self.passthru_violation(sid, &msg) {
+            return self.violation(conn, &why);
+        }
         if let Some(id) = new_request_id(&msg) {
             if let Some(flow) = self.call_continuation(conn, sid, &msg, frame) {
                 return flow;
@@ -530,15 +535,12 @@ impl Router {
             authprovider: who.authprovider.as_str().into(),
         });
         let realm_name = self.realms.name(realm_idx).clone();
-        let welcome = Message::Welcome {
-            session: id,
-            details: welcome_details(&realm_name, &identity, &who.authextra),
-        };
+        let details = welcome_details(&realm_name, &identity, &who.authextra);
         self.sessions.insert(
             id,
             Session::new(peer.clone(), realm_idx, identity, join.features),
         );
-        self.reply_peer(peer, &welcome);
+        self.send_welcome(peer, id, &details, join.features);
         Flow::Continue
     }
 

@@ -240,6 +240,8 @@ pub struct PendingInvocation {
     /// The caller asked for progressive results: a YIELD with `progress` becomes a RESULT with
     /// `progress` and the call stays pending; without it such YIELDs are dropped.
     pub receive_progress: bool,
+    /// The caller announced payload passthru mode: a YIELD in that mode may become its RESULT.
+    pub caller_ppt: bool,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica
