@@ -6,7 +6,9 @@ mod common;
 
 use std::borrow::Cow;
 
-use common::ppt::{attrs, binary_args, hello, is_binary_args, join_on, owned, ppt_of};
+use common::ppt::{
+    attrs, binary_args, hello, is_binary_args, join_on, join_on_with, owned, ppt_of,
+};
 use common::{Client, Router};
 use wampd::protocol::{Message, Serializer, Val};
 
@@ -115,6 +117,7 @@ fn a_retained_event_keeps_its_attributes() {
         &[
             ("acknowledge", Val::Bool(true)),
             ("retain", Val::Bool(true)),
+            ("disclose_me", Val::Bool(true)),
         ],
     );
     publish(&mut publisher, "ppt.retained", options);
@@ -123,7 +126,20 @@ fn a_retained_event_keeps_its_attributes() {
         "ppt.retained",
         attrs(&[], &[("get_retained", Val::Bool(true))]),
     );
-    assert_eq!(event_ppt(&mut late), owned(MQTT));
+    // Alongside the other Details of the publication: the publisher and the retained mark.
+    late.recv_with(|m| match m {
+        Message::Event { details, args, .. } => {
+            assert!(is_binary_args(&args, PAYLOAD));
+            assert_eq!(ppt_of(&details), owned(MQTT));
+            assert_eq!(
+                details.get("retained").and_then(|v| v.as_bool()),
+                Some(true)
+            );
+            let publisher_id = details.get("publisher").and_then(|v| v.as_u64());
+            assert_eq!(publisher_id, Some(publisher.session));
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    });
 }
 
 /// A CALL's attributes reach the INVOCATION, the YIELD's the RESULT, an ERROR's the caller's
@@ -292,4 +308,70 @@ fn a_receiver_without_the_feature_gets_feature_not_supported() {
     send_yield(&mut ppt_callee, invocation, attrs(E2E, &[]));
     ppt_callee.expect_error_uri(70, invocation, "wamp.error.feature_not_supported");
     plain_caller.expect_error_uri(48, request, "wamp.error.feature_not_supported");
+}
+
+/// Progressive results keep `progress` and carry each YIELD's attributes.
+#[test]
+fn progressive_results_carry_the_attributes() {
+    let r = Router::start(SHARDS, &[]);
+    let mut spare = Vec::new();
+    let progressive = [
+        ("caller", "progressive_call_results"),
+        ("callee", "progressive_call_results"),
+    ];
+    let mut callee = join_on_with(
+        &r.addr,
+        (SHARDS, 1),
+        SERS[0],
+        true,
+        &progressive,
+        &mut spare,
+    );
+    let mut caller = join_on_with(
+        &r.addr,
+        (SHARDS, 0),
+        SERS[2],
+        true,
+        &progressive,
+        &mut spare,
+    );
+    callee.register("ppt.progressive");
+    let options = attrs(MQTT, &[("receive_progress", Val::Bool(true))]);
+    let request = send_call(&mut caller, "ppt.progressive", options);
+    let invocation = callee.recv_with(|m| match m {
+        Message::Invocation {
+            request, details, ..
+        } => {
+            assert_eq!(
+                details.get("receive_progress").and_then(|v| v.as_bool()),
+                Some(true)
+            );
+            assert_eq!(ppt_of(&details), owned(MQTT));
+            request
+        }
+        other => panic!("expected INVOCATION, got {other:?}"),
+    });
+    for progress in [true, false] {
+        let extra = [("progress", Val::Bool(progress))];
+        send_yield(
+            &mut callee,
+            invocation,
+            attrs(E2E, if progress { &extra } else { &[] }),
+        );
+        caller.recv_with(|m| match m {
+            Message::Result {
+                request: r,
+                details,
+                args,
+                ..
+            } => {
+                assert_eq!(r, request);
+                assert!(is_binary_args(&args, PAYLOAD));
+                let got = details.get("progress").and_then(|v| v.as_bool());
+                assert_eq!(got.unwrap_or(false), progress);
+                assert_eq!(ppt_of(&details), owned(E2E));
+            }
+            other => panic!("expected RESULT, got {other:?}"),
+        });
+    }
 }

@@ -25,9 +25,26 @@ pub fn join_on(
     announce: bool,
     spare: &mut Vec<Client>,
 ) -> Client {
+    join_on_with(addr, (shards, shard), ser, announce, &[], spare)
+}
+
+/// Like [`join_on`], also announcing `extra` (role, feature) pairs; `at` is (shards, shard).
+pub fn join_on_with(
+    addr: &str,
+    at: (usize, usize),
+    ser: Serializer,
+    announce: bool,
+    extra: &[(&str, &str)],
+    spare: &mut Vec<Client>,
+) -> Client {
+    let (shards, shard) = at;
     for _ in 0..=shards {
         let mut c = Client::rawsocket(addr, ser);
-        hello(&mut c, announce);
+        let frame = hello_frame_with(&mut c, announce, extra);
+        c.session = match Message::parse(ser, &frame) {
+            Ok(Message::Welcome { session, .. }) => session,
+            other => panic!("expected WELCOME, got {other:?}"),
+        };
         if shard_of_session(c.session, shards) == shard {
             return c;
         }
@@ -50,20 +67,24 @@ pub fn hello(c: &mut Client, announce: bool) -> Val<'static> {
 
 /// Like [`hello`], returning the WELCOME as it came (the session id is not taken).
 pub fn hello_frame(c: &mut Client, announce: bool) -> Vec<u8> {
-    let features = if announce {
-        Val::Dict(vec![(
-            Cow::Borrowed("payload_passthru_mode"),
-            Val::Bool(true),
-        )])
-    } else {
-        Val::empty_dict()
-    };
+    hello_frame_with(c, announce, &[])
+}
+
+fn hello_frame_with(c: &mut Client, announce: bool, extra: &[(&str, &str)]) -> Vec<u8> {
     let roles = ["caller", "callee", "publisher", "subscriber"]
         .iter()
         .map(|r| {
+            let mut features: Vec<(Cow<'_, str>, Val<'_>)> = extra
+                .iter()
+                .filter(|(role, _)| role == r)
+                .map(|(_, f)| (Cow::Owned(f.to_string()), Val::Bool(true)))
+                .collect();
+            if announce {
+                features.push((Cow::Borrowed("payload_passthru_mode"), Val::Bool(true)));
+            }
             (
                 Cow::Borrowed(*r),
-                Val::Dict(vec![(Cow::Borrowed("features"), features.clone())]),
+                Val::Dict(vec![(Cow::Borrowed("features"), Val::Dict(features))]),
             )
         })
         .collect();
