@@ -25,7 +25,7 @@ pub mod retention;
 pub mod session;
 pub mod timers;
 pub mod trie;
-pub mod welcome;
+mod welcome;
 pub mod wire;
 
 #[cfg(test)]
