@@ -91,8 +91,7 @@ fn an_event_that_outgrows_one_subscribers_limit_skips_only_that_subscriber() {
 #[test]
 fn an_invocation_too_large_for_the_callee_fails_the_call_and_frees_the_slot() {
     let r = Router::start(2, &["--max-pending-invocations", "1"]);
-    // shard 0, accepts 1 KiB (a WELCOME listing every feature outgrows 512 bytes)
-    let mut callee = Client::join_rs_max(&r.addr, JSON, 1);
+    let mut callee = Client::join_rs_max(&r.addr, JSON, 0); // shard 0, accepts 512 bytes
     let mut caller = Client::join(&r.addr, JSON); // shard 1
     callee.register("tiny.callee");
     let big = "y".repeat(2000);
@@ -115,8 +114,7 @@ fn an_invocation_too_large_for_the_callee_fails_the_call_and_frees_the_slot() {
 #[test]
 fn a_result_too_large_for_the_caller_is_answered_with_an_error() {
     let r = Router::start(2, &["--max-pending-invocations", "1"]);
-    // shard 0, accepts 1 KiB
-    let mut caller = Client::join_rs_max(&r.addr, MSGPACK, 1);
+    let mut caller = Client::join_rs_max(&r.addr, MSGPACK, 0); // shard 0, accepts 512 bytes
     let mut callee = Client::join(&r.addr, MSGPACK); // shard 1
     callee.register("big.answer");
     let big = "z".repeat(4000);

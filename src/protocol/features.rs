@@ -134,6 +134,14 @@ impl ClientFeatures {
         self.0 & bits == bits
     }
 
+    /// True if the client announced a feature named `feature` in any role: a WELCOME cut down to
+    /// fit the client keeps those of the router's features the client can make use of.
+    pub fn announced_name(self, feature: &str) -> bool {
+        Self::KNOWN
+            .iter()
+            .any(|k| k.feature == feature && self.has(k.bit))
+    }
+
     /// A set with exactly `bits` (tests, internal sessions).
     pub fn with(bits: u32) -> Self {
         ClientFeatures(bits)
@@ -155,6 +163,7 @@ pub const BROKER_FEATURES: &[&str] = &[
     "session_meta_api",
     "subscription_meta_api",
     "event_history",
+    "payload_passthru_mode",
 ];
 
 /// Features the Dealer announces in WELCOME (same rule as [`BROKER_FEATURES`]).
@@ -169,6 +178,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",
+    "payload_passthru_mode",
 ];
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod features;
 pub mod json;
 pub mod message;
 pub mod msgpack;
+pub mod passthru;
 pub mod uri;
 pub mod value;
 

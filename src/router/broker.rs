@@ -523,6 +523,7 @@ impl Router {
         };
         let (realm, ser) = (session.realm, session.peer.enc.ser);
         let opts = PublishOptions::read(options);
+        let payload = payload.with_passthru(options);
         let details = match disclosure::publisher_disclosure(session, opts.disclose_me) {
             Disclosure::Hidden => None,
             Disclosure::Disclosed => Some(disclosure::publisher_details(sid, session)),

@@ -20,6 +20,7 @@ use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
 use crate::router::authority::{Grant, InvokePolicy, Refusal};
+use crate::router::passthru;
 use crate::router::progressive::Stream;
 use crate::router::session::{HeldRegistration, Identity, PendingInvocation};
 use crate::router::trie::UriTrie;
@@ -197,6 +198,8 @@ pub struct Invoke {
     pub progress: bool,
     /// A further chunk of a progressive call (not a new call).
     pub continuation: bool,
+    /// The caller announced payload passthru mode (it may receive a RESULT in that mode).
+    pub caller_ppt: bool,
 }
 
 /// What a CALL's options ask of the router. Read only when the options are not empty, so a plain
@@ -484,6 +487,7 @@ impl Router {
             return self.on_meta_call(sid, request, procedure, payload);
         }
         let opts = CallOptions::read(options);
+        let payload = payload.with_passthru(options);
         // One lookup of the caller for the whole CALL path (fields borrowed apart).
         let Some(session) = self.sessions.get_mut(&sid) else {
             return Flow::Continue;
@@ -532,6 +536,7 @@ impl Router {
             disclosed,
             progress: opts.progress,
             continuation: false,
+            caller_ppt: session.features.has(ClientFeatures::PAYLOAD_PASSTHRU),
         };
         let shard = to.shard;
         if opts.progress {
@@ -604,6 +609,14 @@ impl Router {
             );
             return;
         }
+        if passthru::unreadable_for(&inv.payload, callee.features) {
+            inv.fail(
+                self,
+                errors::FEATURE_NOT_SUPPORTED,
+                "the callee did not announce payload_passthru_mode",
+            );
+            return;
+        }
         let peer = callee.peer.clone();
         let request = callee.next_invocation_peek();
         let details = invocation_details(&inv, callee.features);
@@ -647,6 +660,7 @@ impl Router {
                 caller_max_frame: inv.caller_max_frame,
                 receive_progress: inv.receive_progress,
                 invoked: self.now,
+                caller_ppt: inv.caller_ppt,
             },
         );
         if inv.timeout_ms > 0 {
@@ -670,6 +684,7 @@ impl Router {
         options: &Val<'_>,
         payload: AppPayload,
     ) -> Flow {
+        let payload = payload.with_passthru(options);
         if is_progress(options) {
             self.on_progress(sid, request, payload);
             return Flow::Continue;
@@ -677,10 +692,14 @@ impl Router {
         let Some((pending, ser)) = self.take_invocation(sid, request) else {
             return Flow::Continue;
         };
+        if payload.ppt.is_some() && !pending.caller_ppt {
+            self.refuse_passthru_yield(sid, request, &pending);
+            return Flow::Continue;
+        }
         let (args, kwargs) = payload.vals(ser);
         let msg = Message::Result {
             request: pending.caller_request,
-            details: Val::empty_dict(),
+            details: passthru::result_details(false, &payload),
             args,
             kwargs,
         };
@@ -760,10 +779,15 @@ impl Router {
         if !pending.receive_progress {
             return;
         }
+        if payload.ppt.is_some() && !pending.caller_ppt {
+            let (pending, _) = self.take_invocation(sid, request).expect("looked up above");
+            self.refuse_passthru_yield(sid, request, &pending);
+            return;
+        }
         let (args, kwargs) = payload.vals(ser);
         let msg = Message::Result {
             request: pending.caller_request,
-            details: Val::Dict(vec![(Cow::Borrowed("progress"), Val::Bool(true))]),
+            details: passthru::result_details(true, &payload),
             args,
             kwargs,
         };
@@ -823,7 +847,11 @@ fn is_progress(options: &Val<'_>) -> bool {
 /// INVOCATION.Details: the concrete procedure of a pattern-based registration, `receive_progress`
 /// for a callee that can stream, and who calls when disclosure was asked for.
 fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
-    if inv.procedure.is_none() && !inv.receive_progress && inv.disclosed.is_none() && !inv.progress
+    if inv.procedure.is_none()
+        && !inv.receive_progress
+        && inv.disclosed.is_none()
+        && !inv.progress
+        && inv.payload.ppt.is_none()
     {
         return Val::empty_dict();
     }
@@ -848,6 +876,7 @@ fn invocation_details(inv: &Invoke, callee: ClientFeatures) -> Val<'_> {
             Val::Str(Cow::Borrowed(&who.authrole)),
         ));
     }
+    inv.payload.append_passthru(&mut d);
     if d.is_empty() {
         Val::empty_dict()
     } else {

@@ -167,13 +167,14 @@ impl Router {
             ser: Serializer::Json,
             payload: AppPayload {
                 args: Some(Bytes::from(args)),
-                kwargs: None,
+                ..Default::default()
             },
             receive_progress: false,
             timeout_ms: 0,
             disclosed: None,
             progress: false,
             continuation: false,
+            caller_ppt: false,
         };
         Some((callee.shard, inv))
     }

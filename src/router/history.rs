@@ -180,6 +180,7 @@ mod tests {
             payload: AppPayload {
                 args: Some(bytes::Bytes::from(vec![b' '; bytes])),
                 kwargs: None,
+                ppt: None,
             },
             details: None,
             filter: None,

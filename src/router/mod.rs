@@ -22,12 +22,14 @@ pub mod ids;
 pub mod inspect;
 pub mod meta;
 mod metered;
+mod passthru;
 pub mod progressive;
 pub mod realm;
 pub mod retention;
 pub mod session;
 pub mod timers;
 pub mod trie;
+mod welcome;
 pub mod wire;
 
 #[cfg(test)]
@@ -386,6 +388,9 @@ impl Router {
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
+        if let Some(why) = self.passthru_violation(sid, &msg) {
+            return self.violation(conn, &why);
+        }
         if let Some(id) = new_request_id(&msg) {
             if let Some(flow) = self.call_continuation(conn, sid, &msg, frame) {
                 return flow;
@@ -575,15 +580,12 @@ impl Router {
             authprovider: who.authprovider.as_str().into(),
         });
         let realm_name = self.realms.name(realm_idx).clone();
-        let welcome = Message::Welcome {
-            session: id,
-            details: welcome_details(&realm_name, &identity, &who.authextra),
-        };
+        let details = welcome_details(&realm_name, &identity, &who.authextra);
         self.sessions.insert(
             id,
             Session::new(peer.clone(), realm_idx, identity, join.features),
         );
-        self.reply_peer(peer, &welcome);
+        self.send_welcome(peer, id, &details, join.features);
         self.meta_on_join(realm_idx, id, join.transport);
         Flow::Continue
     }

@@ -65,7 +65,7 @@ impl Router {
         } else {
             self.close_stream(sid, *request)
         };
-        let payload = AppPayload::from_frame(bytes, args, kwargs);
+        let payload = AppPayload::from_frame(bytes, args, kwargs).with_passthru(options);
         self.send_chunk(sid, *request, stream, progress, payload);
         Some(Flow::Continue)
     }
@@ -125,6 +125,7 @@ impl Router {
             disclosed: None,
             progress,
             continuation: true,
+            caller_ppt: false,
         };
         if stream.shard == self.shard {
             self.on_invoke(inv);
@@ -171,14 +172,7 @@ impl Router {
             return;
         };
         let peer = callee.peer.clone();
-        let details = if inv.progress {
-            Val::Dict(vec![(
-                std::borrow::Cow::Borrowed("progress"),
-                Val::Bool(true),
-            )])
-        } else {
-            Val::empty_dict()
-        };
+        let details = chunk_details(&inv);
         let (args, kwargs) = inv.payload.vals(inv.ser);
         let msg = Message::Invocation {
             request,
@@ -192,4 +186,17 @@ impl Router {
             _ => self.fail_stream(inv.callee, request),
         }
     }
+}
+
+/// INVOCATION.Details of a chunk: `progress` while more follow, and the chunk's passthru attributes.
+fn chunk_details(inv: &Invoke) -> Val<'_> {
+    if !inv.progress && inv.payload.ppt.is_none() {
+        return Val::empty_dict();
+    }
+    let mut d = Vec::new();
+    if inv.progress {
+        d.push((std::borrow::Cow::Borrowed("progress"), Val::Bool(true)));
+    }
+    inv.payload.append_passthru(&mut d);
+    Val::Dict(d)
 }

@@ -242,6 +242,8 @@ pub struct PendingInvocation {
     pub receive_progress: bool,
     /// When the INVOCATION was queued, for the call-latency histogram.
     pub invoked: std::time::Instant,
+    /// The caller announced payload passthru mode: a YIELD in that mode may become its RESULT.
+    pub caller_ppt: bool,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica

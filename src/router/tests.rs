@@ -163,6 +163,7 @@ fn a_call_that_arrives_before_the_registration_is_confirmed_waits_for_registered
         disclosed: None,
         progress: false,
         continuation: false,
+        caller_ppt: false,
     };
     h.router.on_mesh(1, ShardMsg::Invoke(Box::new(invoke)));
     assert!(

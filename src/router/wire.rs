@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use crate::protocol::passthru::Passthru;
 use crate::protocol::{CodecError, Message, Payload, Serializer, Val};
 use crate::transport::{rawsocket, websocket};
 
@@ -122,6 +123,9 @@ pub fn close_frame(enc: Encoding) -> Option<Bytes> {
 pub struct AppPayload {
     pub args: Option<Bytes>,
     pub kwargs: Option<Bytes>,
+    /// Payload passthru attributes: they describe these bytes, so they travel with them to every
+    /// receiver (and into a retained event). None on the plain path.
+    pub ppt: Option<Arc<Passthru>>,
 }
 
 impl AppPayload {
@@ -134,6 +138,20 @@ impl AppPayload {
         AppPayload {
             args: span(args),
             kwargs: span(kwargs),
+            ppt: None,
+        }
+    }
+
+    /// The same payload described by the passthru attributes of `options` (already checked).
+    pub fn with_passthru(mut self, options: &Val<'_>) -> Self {
+        self.ppt = Passthru::of(options).map(Arc::new);
+        self
+    }
+
+    /// Appends the passthru attributes, if any, to outgoing Details.
+    pub fn append_passthru<'a>(&'a self, out: &mut Vec<(Cow<'a, str>, Val<'a>)>) {
+        if let Some(p) = &self.ppt {
+            p.append(out);
         }
     }
 
@@ -144,6 +162,7 @@ impl AppPayload {
         AppPayload {
             args: own(&self.args),
             kwargs: own(&self.kwargs),
+            ppt: self.ppt.clone(),
         }
     }
 
@@ -244,6 +263,7 @@ impl EventFrames {
         if let Some(extra) = &self.extra {
             extra.append(&mut entries);
         }
+        self.payload.append_passthru(&mut entries);
         let details = Val::Dict(entries);
         let (args, kwargs) = self.payload.vals(self.ser);
         let msg = Message::Event {

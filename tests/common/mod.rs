@@ -19,6 +19,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message as WsMessage;
 use wampd::protocol::{Message, Serializer, Val};
 
+pub mod ppt;
 pub mod pubsub;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);

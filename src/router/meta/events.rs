@@ -50,6 +50,7 @@ impl Router {
         let payload = AppPayload {
             args: Some(Bytes::from(buf)),
             kwargs: None,
+            ppt: None,
         };
         self.publish_as_router(realm, topic, Serializer::Json, payload, &matched);
     }

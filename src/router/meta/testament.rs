@@ -77,6 +77,7 @@ impl Router {
         let payload = AppPayload {
             args: encoded(ser, a.arg(1), true)?,
             kwargs: encoded(ser, a.arg(2), false)?,
+            ppt: None,
         };
         let all = self
             .meta
