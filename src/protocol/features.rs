@@ -163,6 +163,8 @@ pub const DEALER_FEATURES: &[&str] = &[
     "call_canceling",
     "progressive_call_invocations",
     "shared_registration",
+    "sharded_registration",
+    "call_reroute",
 ];
 
 #[cfg(test)]

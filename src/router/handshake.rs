@@ -167,6 +167,7 @@ impl Router {
             timeout_ms: 0,
             disclosed: None,
             progress: false,
+            route: Default::default(),
             continuation: false,
         };
         Some((callee.shard, inv))

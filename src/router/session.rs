@@ -240,6 +240,11 @@ pub struct PendingInvocation {
     /// The caller asked for progressive results: a YIELD with `progress` becomes a RESULT with
     /// `progress` and the call stays pending; without it such YIELDs are dropped.
     pub receive_progress: bool,
+    /// The callee whose `least_loaded` count on the caller's shard this call raised; 0 if none.
+    pub counted: u64,
+    /// The call itself, kept (shared registration with several callees) so that a callee's
+    /// `wamp.error.unavailable` can move it to another callee.
+    pub retry: Option<Box<crate::router::dealer::Invoke>>,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica
