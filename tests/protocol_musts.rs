@@ -569,7 +569,7 @@ fn options_the_router_does_not_act_on_are_ignored() {
         let request = c.req();
         c.send(&Message::Call {
             request,
-            options: dict(&[("rkey", Val::UInt(1)), ("x_custom", s("x"))]),
+            options: dict(&[("forward_for", Val::UInt(1)), ("x_custom", s("x"))]),
             procedure: Cow::Borrowed(&procedure),
             args: Some(list(vec![Val::UInt(8)])),
             kwargs: None,

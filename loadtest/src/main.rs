@@ -222,9 +222,13 @@ pub struct RpcArgs {
     #[arg(long, default_value_t = 0)]
     pub progressive: u64,
     /// Invocation policy of the shared registration when --callees > 1: roundrobin, random,
-    /// first or last.
-    #[arg(long, default_value = "roundrobin", value_parser = ["roundrobin", "random", "first", "last"])]
+    /// first, last or least_loaded.
+    #[arg(long, default_value = "roundrobin", value_parser = ["roundrobin", "random", "first", "last", "least_loaded"])]
     pub invoke: String,
+    /// Sharded registration: every CALL carries `rkey` "k<n>", n cycling over this many keys
+    /// (the call's sequence number modulo N); 0 = no rkey.
+    #[arg(long, default_value_t = 0)]
+    pub rkeys: u64,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -39,6 +39,8 @@ pub struct Cfg {
     pub progressive: u64,
     /// Invocation policy of the shared registration (several callees).
     pub invoke: &'static str,
+    /// Keys cycled over as `rkey` (0: none).
+    pub rkeys: u64,
 }
 
 impl Cfg {
@@ -65,6 +67,7 @@ impl Cfg {
             progress: stderr_is_tty(),
             progressive: a.progressive,
             invoke: Box::leak(a.invoke.clone().into_boxed_str()),
+            rkeys: a.rkeys,
         })
     }
 }
@@ -113,6 +116,8 @@ struct Shared {
     progress_results: AtomicU64,
     progress_late: AtomicU64,
     p99: Vec<AtomicU64>,
+    /// INVOCATIONs each callee answered (how a shared registration spread the calls).
+    served: Vec<AtomicU64>,
     error_samples: Mutex<Vec<String>>,
 }
 
@@ -187,6 +192,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         progress_results: AtomicU64::new(0),
         progress_late: AtomicU64::new(0),
         p99: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        served: (0..cfg.callees).map(|_| AtomicU64::new(0)).collect(),
         error_samples: Mutex::new(Vec::new()),
         cfg,
     });
@@ -293,7 +299,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         .clone();
     let checked = cfg.reader != Reader::Count;
     let if_checked = |v: u64| if checked { json!(v) } else { Value::Null };
-    let json = json!({
+    let mut json = json!({
         "scenario": "rpc",
         "url": cfg.target.to_string(),
         "serializer": cfg.ser.name(),
@@ -335,6 +341,10 @@ pub fn run(cfg: Cfg) -> Outcome {
         "wampload_cpu_percent": (cpu_pct * 10.0).round() / 10.0,
         "error_samples": errs,
     });
+    // Added apart: one json! with every field exceeds the macro's recursion limit.
+    let served: Vec<u64> = sh.served.iter().map(|n| n.load(Relaxed)).collect();
+    json["rkeys"] = json!(cfg.rkeys);
+    json["served_per_callee"] = json!(served);
     let mut summary = format!(
         "rpc {} {}: {} callers × {} → {} callee(s) [{}], ~{} B calls, {} for {} s, {} thread(s)\n",
         cfg.target,
@@ -368,6 +378,14 @@ pub fn run(cfg: Cfg) -> Outcome {
             completed * cfg.progressive,
             sh.progress_late.load(Relaxed),
         );
+    }
+    if cfg.callees > 1 {
+        let served: Vec<String> = sh
+            .served
+            .iter()
+            .map(|n| n.load(Relaxed).to_string())
+            .collect();
+        summary += &format!("  served per callee {}\n", served.join(" "));
     }
     summary += &format!("  latency {}\n", lat.line());
     summary += &format!(
@@ -541,6 +559,7 @@ async fn echo_invocations(e: usize, s: &mut Session, sh: &Shared) {
                     ..
                 }) => {
                     check_invocation_order(e, sh, &args, &mut last);
+                    sh.served[e].fetch_add(1, Relaxed);
                     for _ in 0..sh.cfg.progressive {
                         let p = Message::Yield {
                             request,
@@ -584,12 +603,21 @@ fn progress_option() -> Val<'static> {
     Val::Dict(vec![(Cow::Borrowed("progress"), Val::Bool(true))])
 }
 
-/// CALL.Options: `{"receive_progress": true}` in progressive mode, else empty.
-fn call_options(progressive: u64) -> Val<'static> {
-    if progressive == 0 {
+/// CALL.Options: `{"receive_progress": true}` in progressive mode, `rkey` "k<seq % rkeys>" for a
+/// sharded registration, else empty.
+fn call_options(progressive: u64, rkeys: u64, seq: u64) -> Val<'static> {
+    let mut options = Vec::new();
+    if progressive > 0 {
+        options.push((Cow::Borrowed("receive_progress"), Val::Bool(true)));
+    }
+    if rkeys > 0 {
+        let key = Val::Str(Cow::Owned(format!("k{}", seq % rkeys)));
+        options.push((Cow::Borrowed("rkey"), key));
+    }
+    if options.is_empty() {
         return Val::empty_dict();
     }
-    Val::Dict(vec![(Cow::Borrowed("receive_progress"), Val::Bool(true))])
+    Val::Dict(options)
 }
 
 /// In progressive mode: Some(request) for a RESULT with `progress`, which is counted apart.
@@ -699,7 +727,7 @@ async fn caller(c: usize, sh: Arc<Shared>, fds: Fds, st: Rc<RefCell<ThreadStats>
             sent += 1;
             let msg = Message::Call {
                 request: sent,
-                options: call_options(cfg.progressive),
+                options: call_options(cfg.progressive, cfg.rkeys, sent),
                 procedure: Cow::Borrowed(&procedure),
                 args: Some(args_with_padding(c as u64, sent, t, cfg.pad)),
                 kwargs: None,

@@ -179,6 +179,8 @@ pub const DEALER_FEATURES: &[&str] = &[
     "registration_meta_api",
     "testament_meta_api",
     "payload_passthru_mode",
+    "sharded_registration",
+    "call_reroute",
 ];
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub enum InvokePolicy {
     First,
     /// The callee registered last.
     Last,
+    /// The callee with the fewest calls in flight (as counted by the caller's shard).
+    LeastLoaded,
 }
 
 impl InvokePolicy {
@@ -78,6 +80,7 @@ impl InvokePolicy {
             Some("random") => InvokePolicy::Random,
             Some("first") => InvokePolicy::First,
             Some("last") => InvokePolicy::Last,
+            Some("least_loaded") => InvokePolicy::LeastLoaded,
             Some(_) => return None,
         })
     }

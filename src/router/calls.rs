@@ -116,6 +116,7 @@ impl Router {
             return;
         }
         let Some((callee, invocation)) = self.find_invocation(caller, request) else {
+            self.forward_cancel(caller, request, mode);
             return;
         };
         let canceling = self.callee_cancels(callee);
@@ -185,6 +186,7 @@ impl Router {
         else {
             return false;
         };
+        self.unload(p.caller_shard, p.counted);
         let frame = error_frame(p.caller_enc, p.caller_request, error, text);
         self.finish_call(p.caller_shard, p.caller, frame);
         true
@@ -290,8 +292,16 @@ impl Router {
     /// Frees the pending invocations (and held-back calls) of a caller that left; callees that
     /// announced call canceling get INTERRUPT.
     pub(crate) fn drop_calls_of(&mut self, caller: u64) {
+        self.forward_caller_gone(caller);
+        let mut unloads = Vec::new();
         for early in self.unconfirmed.values_mut() {
-            early.retain(|i| i.caller != caller);
+            early.retain(|i| {
+                let gone = i.caller == caller;
+                if gone && i.route.counted != 0 {
+                    unloads.push((i.caller_shard, i.route.counted));
+                }
+                !gone
+            });
         }
         let mut interrupts = Vec::new();
         for (&callee, s) in self.sessions.iter_mut() {
@@ -305,9 +315,15 @@ impl Router {
                 if gone && canceling {
                     interrupts.push((callee, inv));
                 }
+                if gone && p.counted != 0 {
+                    unloads.push((p.caller_shard, p.counted));
+                }
                 !gone
             });
             debug_assert!(s.invocations.len() <= before);
+        }
+        for (shard, callee) in unloads {
+            self.unload(shard, callee);
         }
         for (callee, inv) in interrupts {
             self.interrupt(callee, inv, CancelMode::KillNoWait, Some(errors::CANCELED));

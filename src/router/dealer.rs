@@ -22,6 +22,7 @@ use crate::protocol::{Message, Serializer, Val};
 use crate::router::authority::{Grant, InvokePolicy, Refusal};
 use crate::router::passthru;
 use crate::router::progressive::Stream;
+use crate::router::routing::{jump, rkey_hash, CallRoute, Loads};
 use crate::router::session::{HeldRegistration, Identity, PendingInvocation};
 use crate::router::trie::UriTrie;
 use crate::router::wire::{frame, AppPayload, Encoding, FrameError};
@@ -83,10 +84,56 @@ impl Registration {
             InvokePolicy::Single | InvokePolicy::First => &self.callees[0],
             InvokePolicy::Last => &self.callees[n - 1],
             InvokePolicy::Random => &self.callees[fastrand::usize(..n)],
-            InvokePolicy::RoundRobin => {
+            // Without the caller shard's loads (the router's own calls), least_loaded rotates.
+            InvokePolicy::RoundRobin | InvokePolicy::LeastLoaded => {
                 let t = self.turn.get() % n;
                 self.turn.set(t + 1);
                 &self.callees[t]
+            }
+        }
+    }
+
+    /// The callee a CALL goes to: by its `rkey` when it has one (sharded registration: the same
+    /// key reaches the same callee from every shard, since every replica orders the callees as
+    /// the authority did), else by the policy, `least_loaded` reading this shard's `loads`.
+    pub fn pick_with(&self, rkey: Option<u64>, loads: &Loads) -> &Callee {
+        match (rkey, self.invoke) {
+            (Some(key), _) => &self.callees[jump(key, self.callees.len())],
+            (None, InvokePolicy::LeastLoaded) => self.least_loaded(loads),
+            (None, _) => self.pick(),
+        }
+    }
+
+    /// The callee with the fewest calls in flight from this shard; ties are broken by rotating
+    /// the starting point, so equally loaded callees take turns.
+    fn least_loaded(&self, loads: &Loads) -> &Callee {
+        let n = self.callees.len();
+        let start = self.turn.get() % n;
+        self.turn.set(start + 1);
+        (0..n)
+            .map(|i| &self.callees[(start + i) % n])
+            .min_by_key(|c| loads.of(c.session))
+            .expect("a registration has a callee")
+    }
+
+    /// Where a call rerouted away from `from` goes next: no callee it tried before; `first` and
+    /// `last` keep to registration order, `random` draws, the others take the next one after
+    /// `from` in registration order (wrapping around).
+    pub fn next_callee(&self, from: u64, tried: &[u64]) -> Option<&Callee> {
+        let untried = |c: &&Callee| !tried.contains(&c.session);
+        match self.invoke {
+            InvokePolicy::Single => None,
+            InvokePolicy::First => self.callees.iter().find(untried),
+            InvokePolicy::Last => self.callees.iter().rev().find(untried),
+            InvokePolicy::Random => {
+                let left: SmallVec<[&Callee; 4]> = self.callees.iter().filter(untried).collect();
+                (!left.is_empty()).then(|| left[fastrand::usize(..left.len())])
+            }
+            InvokePolicy::RoundRobin | InvokePolicy::LeastLoaded => {
+                let n = self.callees.len();
+                let at = self.callees.iter().position(|c| c.session == from);
+                let start = at.map_or(0, |i| i + 1);
+                (0..n).map(|i| &self.callees[(start + i) % n]).find(untried)
             }
         }
     }
@@ -153,7 +200,7 @@ impl Dealer {
         self.regs.get(id)
     }
 
-    /// The registration `id`.
+    /// Registration `id`, if this replica holds it.
     pub fn get(&self, id: u64) -> Option<&Registration> {
         self.regs.get(&id)
     }
@@ -200,6 +247,8 @@ pub struct Invoke {
     pub continuation: bool,
     /// The caller announced payload passthru mode (it may receive a RESULT in that mode).
     pub caller_ppt: bool,
+    /// `least_loaded` accounting and rerouting; empty for a plain call.
+    pub route: CallRoute,
 }
 
 /// What a CALL's options ask of the router. Read only when the options are not empty, so a plain
@@ -210,6 +259,8 @@ pub(crate) struct CallOptions {
     pub disclose_me: bool,
     pub timeout_ms: u64,
     pub progress: bool,
+    /// Hash of `rkey` (sharded registration).
+    pub rkey: Option<u64>,
 }
 
 impl CallOptions {
@@ -223,6 +274,9 @@ impl CallOptions {
             disclose_me: flag("disclose_me"),
             progress: flag("progress"),
             timeout_ms: options.get("timeout").and_then(|v| v.as_u64()).unwrap_or(0),
+            rkey: options
+                .get("rkey")
+                .and_then(|v| v.as_str().map(|k| rkey_hash(&k))),
         }
     }
 }
@@ -236,6 +290,7 @@ pub(crate) fn may_disclose_caller(_who: &Identity) -> bool {
 impl Invoke {
     /// Answers the caller with an ERROR for its CALL, wherever the caller is.
     pub(crate) fn fail(&self, r: &mut Router, error: &str, text: &str) {
+        r.unload(self.caller_shard, self.route.counted);
         let err = error_frame(self.caller_enc, self.caller_request, error, text);
         r.finish_call(self.caller_shard, self.caller, err);
     }
@@ -514,7 +569,22 @@ impl Router {
             self.reply_error(sid, codes::CALL, request, errors::NO_SUCH_PROCEDURE);
             return Flow::Continue;
         };
-        let to = *reg.pick();
+        let to = *reg.pick_with(opts.rkey, &self.routing.loads);
+        let counted = opts.rkey.is_none() && reg.invoke == InvokePolicy::LeastLoaded;
+        let route = if counted || reg.callees.len() > 1 {
+            CallRoute {
+                counted: if counted { to.session } else { 0 },
+                // A stream's chunks must all reach one callee: progressive calls stay put.
+                reroutable: reg.callees.len() > 1 && !opts.progress,
+                tried: Vec::new(),
+                reached_ms: 0,
+            }
+        } else {
+            CallRoute::default()
+        };
+        if counted {
+            self.routing.loads.raise(to.session);
+        }
         session.calls_in_flight += 1;
         // Cloned only when disclosed: a plain call touches no reference count.
         let disclosed =
@@ -537,6 +607,7 @@ impl Router {
             progress: opts.progress,
             continuation: false,
             caller_ppt: session.features.has(ClientFeatures::PAYLOAD_PASSTHRU),
+            route,
         };
         let shard = to.shard;
         if opts.progress {
@@ -647,24 +718,26 @@ impl Router {
                 return;
             }
         };
-        let callee = self.sessions.get_mut(&inv.callee).expect("checked above");
+        let (timeout_ms, callee_sid, caller_request) =
+            (inv.timeout_ms, inv.callee, inv.caller_request);
+        let pending = PendingInvocation {
+            caller_shard: inv.caller_shard,
+            caller: inv.caller,
+            caller_request: inv.caller_request,
+            caller_enc: inv.caller_enc,
+            caller_max_frame: inv.caller_max_frame,
+            receive_progress: inv.receive_progress,
+            invoked: self.now,
+            caller_ppt: inv.caller_ppt,
+            counted: inv.route.counted,
+            retry: inv.route.reroutable.then(|| self.keep_for_reroute(inv)),
+        };
+        let callee = self.sessions.get_mut(&callee_sid).expect("checked above");
         let taken = callee.invocation_id();
         debug_assert_eq!(taken, request);
-        callee.invocations.insert(
-            request,
-            PendingInvocation {
-                caller_shard: inv.caller_shard,
-                caller: inv.caller,
-                caller_request: inv.caller_request,
-                caller_enc: inv.caller_enc,
-                caller_max_frame: inv.caller_max_frame,
-                receive_progress: inv.receive_progress,
-                invoked: self.now,
-                caller_ppt: inv.caller_ppt,
-            },
-        );
-        if inv.timeout_ms > 0 {
-            self.start_call_timer(inv.timeout_ms, inv.callee, request, inv.caller_request);
+        callee.invocations.insert(request, pending);
+        if timeout_ms > 0 {
+            self.start_call_timer(timeout_ms, callee_sid, request, caller_request);
         }
         self.push(&peer, bytes);
     }
@@ -716,8 +789,18 @@ impl Router {
         error: &str,
         payload: AppPayload,
     ) -> Flow {
-        let Some((pending, ser)) = self.take_invocation(sid, request) else {
+        let Some((mut pending, ser)) = self.take_invocation(sid, request) else {
             return Flow::Continue;
+        };
+        let error = if error == errors::UNAVAILABLE {
+            if let Some(call) = pending.retry.take() {
+                self.reroute(sid, call);
+                return Flow::Continue;
+            }
+            // No other callee to try (call rerouting's rule for a single callee).
+            errors::NO_AVAILABLE_CALLEE
+        } else {
+            error
         };
         let (args, kwargs) = payload.vals(ser);
         let msg = Message::Error {
@@ -746,9 +829,11 @@ impl Router {
     ) -> Option<(PendingInvocation, Serializer)> {
         let session = self.sessions.get_mut(&sid)?;
         let pending = session.invocations.remove(&request)?;
+        let ser = session.peer.enc.ser;
         self.metrics
             .call_latency(self.now.saturating_duration_since(pending.invoked));
-        Some((pending, session.peer.enc.ser))
+        self.unload(pending.caller_shard, pending.counted);
+        Some((pending, ser))
     }
 
     /// Encodes `msg` in the caller's encoding and sends it to the caller, wherever it is. An answer
@@ -809,6 +894,7 @@ impl Router {
         invocations: impl IntoIterator<Item = PendingInvocation>,
     ) {
         for p in invocations {
+            self.unload(p.caller_shard, p.counted);
             let b = error_frame(
                 p.caller_enc,
                 p.caller_request,
@@ -973,5 +1059,67 @@ mod tests {
         assert_eq!(a.route("p").unwrap().pick().session, 2);
         a.remove(10, 2);
         assert!(a.is_empty());
+    }
+
+    fn three(invoke: InvokePolicy) -> Dealer {
+        let mut a = Dealer::default();
+        for callee in [3, 5, 9] {
+            a.insert(reg_with(10, 3, invoke, callee as usize % 2, callee));
+        }
+        a
+    }
+
+    /// least_loaded fills the idle callees first and sends the next call to the one that
+    /// finished; an rkey always reaches the same callee whatever the policy.
+    #[test]
+    fn least_loaded_and_rkey_pick() {
+        let a = three(InvokePolicy::LeastLoaded);
+        let r = a.route("p").unwrap();
+        let mut loads = Loads::default();
+        let mut got: Vec<u64> = (0..3)
+            .map(|_| {
+                let c = r.pick_with(None, &loads).session;
+                loads.raise(c);
+                c
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![3, 5, 9]);
+        loads.lower(5);
+        assert_eq!(r.pick_with(None, &loads).session, 5);
+        for key in ["user-1", "user-2", "x"] {
+            let k = rkey_hash(key);
+            let first = r.pick_with(Some(k), &loads).session;
+            let rr = three(InvokePolicy::RoundRobin);
+            for _ in 0..4 {
+                assert_eq!(r.pick_with(Some(k), &loads).session, first);
+                let other = rr.route("p").unwrap().pick_with(Some(k), &loads);
+                assert_eq!(other.session, first, "another replica agrees");
+            }
+        }
+    }
+
+    /// A rerouted call follows the spec's rules and never returns to a callee that refused it.
+    #[test]
+    fn reroutes_follow_the_policy() {
+        let next = |invoke, from, tried: &[u64]| {
+            let a = three(invoke);
+            let r = a.route("p").unwrap();
+            r.next_callee(from, tried).map(|c| c.session)
+        };
+        assert_eq!(next(InvokePolicy::First, 3, &[3]), Some(5));
+        assert_eq!(next(InvokePolicy::Last, 9, &[9]), Some(5));
+        assert_eq!(next(InvokePolicy::Last, 5, &[9, 5]), Some(3));
+        assert_eq!(next(InvokePolicy::RoundRobin, 5, &[5]), Some(9));
+        assert_eq!(next(InvokePolicy::RoundRobin, 9, &[5, 9]), Some(3));
+        assert_eq!(next(InvokePolicy::LeastLoaded, 9, &[9]), Some(3));
+        assert_ne!(next(InvokePolicy::Random, 5, &[5]), Some(5));
+        assert_eq!(next(InvokePolicy::Random, 5, &[5, 3]), Some(9));
+        for invoke in [InvokePolicy::First, InvokePolicy::Random] {
+            assert_eq!(next(invoke, 3, &[3, 5, 9]), None);
+        }
+        let mut single = Dealer::default();
+        single.insert(reg(11, 4, 0, 1));
+        assert!(single.route("p").unwrap().next_callee(1, &[1]).is_none());
     }
 }

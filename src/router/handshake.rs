@@ -173,6 +173,7 @@ impl Router {
             timeout_ms: 0,
             disclosed: None,
             progress: false,
+            route: Default::default(),
             continuation: false,
             caller_ppt: false,
         };

@@ -26,6 +26,7 @@ mod passthru;
 pub mod progressive;
 pub mod realm;
 pub mod retention;
+pub mod routing;
 pub mod session;
 pub mod timers;
 pub mod trie;
@@ -118,6 +119,8 @@ pub enum ShardMsg {
     },
     /// A caller with calls in flight left: its pending invocations are freed.
     CallerGone { caller: u64 },
+    /// A `least_loaded` call this shard counted for `callee` ended.
+    Unloaded { callee: u64 },
     /// The sending shard gained (`add`) or lost its subscribers of a subscription.
     SubUpdate {
         realm: usize,
@@ -287,6 +290,7 @@ pub struct Router {
     unconfirmed: AHashMap<(u64, u64), Vec<dealer::Invoke>>,
     /// Timeouts of calls whose invocations this shard sent.
     timers: timers::CallTimers,
+    routing: routing::RoutingState,
     /// Open progressive calls of this shard's callers.
     streams: progressive::Streams,
     /// EVENTs not delivered to one subscriber because they were too large for it.
@@ -331,6 +335,7 @@ impl Router {
             next_token: 0,
             unconfirmed: AHashMap::new(),
             timers: timers::CallTimers::default(),
+            routing: routing::RoutingState::default(),
             streams: progressive::Streams::default(),
             skipped_events: Cell::new(0),
             ring_full: false,
@@ -751,6 +756,7 @@ impl Router {
                 mode,
             } => self.cancel_here(caller, request, mode),
             ShardMsg::CallerGone { caller } => self.drop_calls_of(caller),
+            ShardMsg::Unloaded { callee } => self.routing.loads.lower(callee),
             ShardMsg::SubUpdate {
                 realm,
                 grant,
@@ -1034,6 +1040,7 @@ impl Router {
     /// Periodic housekeeping: ends barriers some shard has not acknowledged in time, saying so.
     pub fn tick(&mut self) {
         self.expire_awaiting();
+        self.expire_reroutes();
         let expired: Vec<u64> = self
             .barriers
             .iter()

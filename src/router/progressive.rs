@@ -124,6 +124,7 @@ impl Router {
             timeout_ms: 0,
             disclosed: None,
             progress,
+            route: Default::default(),
             continuation: true,
             caller_ppt: false,
         };

@@ -244,6 +244,11 @@ pub struct PendingInvocation {
     pub invoked: std::time::Instant,
     /// The caller announced payload passthru mode: a YIELD in that mode may become its RESULT.
     pub caller_ppt: bool,
+    /// The callee whose `least_loaded` count on the caller's shard this call raised; 0 if none.
+    pub counted: u64,
+    /// The call itself, kept (shared registration with several callees) so that a callee's
+    /// `wamp.error.unavailable` can move it to another callee.
+    pub retry: Option<Box<crate::router::dealer::Invoke>>,
 }
 
 /// A registration a session holds, with what is needed to retire it even if this shard's replica

@@ -162,6 +162,7 @@ fn a_call_that_arrives_before_the_registration_is_confirmed_waits_for_registered
         timeout_ms: 0,
         disclosed: None,
         progress: false,
+        route: Default::default(),
         continuation: false,
         caller_ppt: false,
     };

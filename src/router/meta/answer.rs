@@ -172,6 +172,7 @@ fn invoke_name(p: InvokePolicy) -> &'static str {
         InvokePolicy::Random => "random",
         InvokePolicy::First => "first",
         InvokePolicy::Last => "last",
+        InvokePolicy::LeastLoaded => "least_loaded",
     }
 }
 
