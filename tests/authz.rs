@@ -359,3 +359,69 @@ fn sighup_reloads_rules_and_sessions_survive() {
     );
     assert!(live.event().2.is_none());
 }
+
+#[test]
+fn a_role_with_disclose_names_callers_and_publishers_unasked() {
+    let path = write_config(
+        "disclose.toml",
+        r#"
+[[realm]]
+name = "realm1"
+anonymous_role = "app"
+  [[realm.role]]
+  name = "app"
+    [[realm.role.permission]]
+    uri = "app."
+    match = "prefix"
+    allow = ["call", "register", "publish", "subscribe"]
+    disclose = ["caller", "publisher"]
+    [[realm.role.permission]]
+    uri = "app.quiet."
+    match = "prefix"
+    allow = ["call", "register", "publish", "subscribe"]
+"#,
+    );
+    let router = start_with_config(2, &path);
+    let mut callee = Client::join(&router.addr, Serializer::Json);
+    let mut caller = Client::join(&router.addr, Serializer::MsgPack);
+    let details_of_invocation = |callee: &mut Client| {
+        callee.recv_with(|m| match m {
+            Message::Invocation {
+                request, details, ..
+            } => (request, common::auth::decoded(details).into_owned()),
+            other => panic!("expected INVOCATION, got {other:?}"),
+        })
+    };
+    for (procedure, forced) in [("app.proc", true), ("app.quiet.proc", false)] {
+        callee.register(procedure);
+        caller.send_call(procedure, common::list(vec![Val::UInt(1)]));
+        let (request, details) = details_of_invocation(&mut callee);
+        assert_eq!(
+            details.get("caller").and_then(|v| v.as_u64()),
+            forced.then_some(caller.session),
+            "{procedure}: {details:?}"
+        );
+        if forced {
+            assert_eq!(common::auth::get_str(&details, "caller_authrole").as_deref(), Some("app"));
+            assert!(common::auth::get_str(&details, "caller_authid").is_some());
+        }
+        callee.send(&Message::Yield {
+            request,
+            options: Val::empty_dict(),
+            args: None,
+            kwargs: None,
+        });
+        caller.recv_with(|m| assert!(matches!(m, Message::Result { .. }), "{m:?}"));
+    }
+    for (topic, forced) in [("app.news", true), ("app.quiet.news", false)] {
+        callee.subscribe(topic);
+        caller.publish_ack(topic, common::list(vec![Val::UInt(2)]));
+        let (_, details, _, _) = callee.event();
+        let details = common::auth::decoded(details);
+        assert_eq!(
+            details.get("publisher").and_then(|v| v.as_u64()),
+            forced.then_some(caller.session),
+            "{topic}: {details:?}"
+        );
+    }
+}

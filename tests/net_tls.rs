@@ -217,3 +217,68 @@ fn tls_works_on_the_epoll_fallback_too() {
     }
     server.stop();
 }
+
+#[test]
+fn a_tls_principal_logs_in_with_its_client_certificate() {
+    let ca = TestCa::new("net_tls_principal");
+    let config = common::authz::write_config(
+        "tls_principal.toml",
+        r#"
+[[realm]]
+name = "realm1"
+  [[realm.role]]
+  name = "device"
+    [[realm.role.permission]]
+    uri = "dev."
+    match = "prefix"
+    allow = ["subscribe"]
+  [[realm.principal]]
+  authid = "joe"
+  role = "device"
+  tls = {}
+  [[realm.principal]]
+  authid = "pinned"
+  role = "device"
+  tls = { fingerprint = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff" }
+"#,
+    );
+    let router = LoggedRouter::start(&[
+        "--shards",
+        "2",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &ca.path("server.crt"),
+        "--tls-key",
+        &ca.path("server.key"),
+        "--tls-client-ca",
+        &ca.path("ca.crt"),
+    ]);
+    let tls_addr = router.addr("tls");
+    let connect = |cn: Option<&str>| tls_connect(&tls_addr, &ca.ca_der, cn.map(|c| ca.client(c))).unwrap();
+
+    let (mut joe, details) = RsSession::login(connect(Some("joe")), "realm1", &["tls"])
+        .expect("the certificate's CN is a tls principal");
+    let field = |k: &str| details.get(k).and_then(|v| v.as_str()).map(|s| s.into_owned());
+    assert_eq!(field("authid").as_deref(), Some("joe"));
+    assert_eq!(field("authrole").as_deref(), Some("device"));
+    assert_eq!(field("authmethod").as_deref(), Some("tls"));
+    joe.subscribe("dev.t");
+
+    const FAILED: &str = "wamp.error.authentication_failed";
+    let pinned = RsSession::login(connect(Some("pinned")), "realm1", &["tls"]).err();
+    assert_eq!(pinned.as_deref(), Some(FAILED), "a certificate that misses the pin");
+    let stranger = RsSession::login(connect(Some("stranger")), "realm1", &["tls"]).err();
+    assert!(stranger.is_some(), "a CN that is no principal");
+    let bare = RsSession::login(connect(None), "realm1", &["tls"]).err();
+    assert!(bare.is_some(), "TLS without a client certificate");
+    let plain = std::net::TcpStream::connect(router.addr("tcp")).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(RsSession::login(plain, "realm1", &["tls"]).is_err(), "plain TCP");
+}

@@ -34,10 +34,14 @@ pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hell
     let pubkey = hello.extra_str("pubkey").and_then(|k| parse_key(&k).ok());
     let binding = match hello.extra_str("channel_binding") {
         None => None,
-        Some(kind) if kind == "tls-unique" => match channel_binding(hello.peer) {
-            Some(b) => Some(b),
-            None => return Hello::Refuse(Refusal::FAILED),
-        },
+        // The transport's binding is RFC 9266 `tls-exporter` (rustls exposes no `tls-unique`, and
+        // TLS 1.3 has none); a client asking for `tls-unique` gets the same value under its name.
+        Some(kind) if kind == "tls-unique" || kind == "tls-exporter" => {
+            match channel_binding(hello.peer) {
+                Some(b) => Some((b, kind)),
+                None => return Hello::Refuse(Refusal::FAILED),
+            }
+        }
         Some(_) => return Hello::Refuse(Refusal::FAILED),
     };
     let owner = pubkey.and_then(|k| rules.by_pubkey.get(&k));
@@ -49,9 +53,9 @@ pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hell
     let challenge = random_bytes::<32>();
     let mut expected = challenge;
     let mut extra = vec![("challenge", text(&hex::encode(challenge)))];
-    if let Some(b) = binding {
+    if let Some((b, kind)) = binding {
         expected.iter_mut().zip(b).for_each(|(e, b)| *e ^= b);
-        extra.push(("channel_binding", text("tls-unique")));
+        extra.push(("channel_binding", text(&kind)));
     }
     Hello::Challenge {
         authmethod: METHOD,

@@ -46,7 +46,11 @@ pub struct RouterSpec {
     pub max_subscriptions_per_session: Option<usize>,
     pub max_registrations_per_session: Option<usize>,
     pub max_pending_invocations: Option<usize>,
+    pub max_calls_per_caller: Option<usize>,
     pub ring_capacity: Option<usize>,
+    /// Subscription patterns whose last events are kept (every realm), each written as the
+    /// `--event-history` flag: `"[exact:|prefix:|wildcard:]PATTERN=N"`.
+    pub event_history: Option<Vec<String>>,
     /// Pin shard threads to cores (the opposite of `--no-pin`).
     pub pin: Option<bool>,
 }

@@ -674,6 +674,13 @@ fn apply_router(r: &RouterSpec, config: &mut Config, errors: &mut Errors<'_, '_>
             Err(e) => errors.at(&path.key("slow_consumer"), e),
         }
     }
+    set(&mut config.max_calls_per_caller, r.max_calls_per_caller);
+    for (i, h) in r.event_history.iter().flatten().enumerate() {
+        match h.parse::<super::HistorySpec>() {
+            Ok(spec) => config.event_history.push(spec),
+            Err(e) => errors.at(&path.key("event_history").index(i), e),
+        }
+    }
 }
 
 fn set<T>(slot: &mut T, v: Option<T>) {

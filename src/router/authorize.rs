@@ -215,6 +215,13 @@ impl Rules {
         }
     }
 
+    /// True if the router must disclose the sender of `action` (call, publish) on `uri` by a
+    /// session of `role` in `realm`, asked or not. One flag test when no realm has rules.
+    #[inline]
+    pub fn forces_disclosure(&self, realm: usize, role: &str, action: Action, uri: &str) -> bool {
+        self.any && self.disclosure(realm, role, action, uri) == Disclosure::Forced
+    }
+
     /// The role an anonymous session of realm `realm` gets.
     pub fn anonymous_role(&self, realm: usize) -> AnonymousRole<'_> {
         match self.realm(realm) {

@@ -524,7 +524,13 @@ impl Router {
         let (realm, ser) = (session.realm, session.peer.enc.ser);
         let opts = PublishOptions::read(options);
         let payload = payload.with_passthru(options);
-        let details = match disclosure::publisher_disclosure(session, opts.disclose_me) {
+        let forced = self.rules.forces_disclosure(
+            realm,
+            &session.identity.authrole,
+            crate::config::file::Action::Publish,
+            topic,
+        );
+        let details = match disclosure::publisher_disclosure(session, opts.disclose_me || forced) {
             Disclosure::Hidden => None,
             Disclosure::Disclosed => Some(disclosure::publisher_details(sid, session)),
             Disclosure::Refused(error) => {

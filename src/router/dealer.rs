@@ -587,8 +587,15 @@ impl Router {
         }
         session.calls_in_flight += 1;
         // Cloned only when disclosed: a plain call touches no reference count.
-        let disclosed =
-            (opts.disclose_me || to.disclose_caller).then(|| (sid, session.identity.clone()));
+        let disclosed = (opts.disclose_me
+            || to.disclose_caller
+            || self.rules.forces_disclosure(
+                realm,
+                &session.identity.authrole,
+                crate::config::file::Action::Call,
+                procedure,
+            ))
+        .then(|| (sid, session.identity.clone()));
         let inv = Invoke {
             realm,
             registration: reg.id,

@@ -1,8 +1,9 @@
 //! Publisher identification: whether a publication's EVENTs name their publisher.
 //!
-//! The decision is one function so that authorization can take it over: a role may forbid
-//! disclosure (the publisher then gets `wamp.error.option_disallowed.disclose_me`) or force it.
-//! Today every session may disclose itself and none is disclosed unless it asks.
+//! The decision is one function so that authorization can take it over: a role may force
+//! disclosure (`disclose = ["publisher"]` in its permission: the Broker passes `asked = true`), and
+//! a rule that forbids it would answer `wamp.error.option_disallowed.disclose_me`. Every session may
+//! disclose itself today.
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ pub enum Disclosure {
 }
 
 /// Whether the EVENTs of a publication by `publisher` name it, given whether it asked
-/// (`disclose_me`). The hook for role-based rules; currently: disclosed exactly when asked.
+/// (`disclose_me`) or its role's permission forces it.
 pub fn publisher_disclosure(publisher: &Session, asked: bool) -> Disclosure {
     let _ = publisher;
     if asked {

@@ -135,6 +135,45 @@ impl<S: Read + Write> RsSession<S> {
         me
     }
 
+    /// RawSocket handshake, then HELLO for `realm` offering `authmethods`: the session and
+    /// WELCOME's details, or ABORT's reason.
+    pub fn login(
+        mut s: S,
+        realm: &str,
+        authmethods: &[&str],
+    ) -> Result<(RsSession<S>, Val<'static>), String> {
+        s.write_all(&[0x7F, 0xF2, 0, 0]).unwrap();
+        let mut reply = [0u8; 4];
+        s.read_exact(&mut reply).unwrap();
+        let mut me = RsSession {
+            s,
+            session: 0,
+            next: 0,
+        };
+        let methods = authmethods.iter().map(|m| Val::Str((*m).into())).collect();
+        me.send(&Message::Hello {
+            realm: realm.into(),
+            details: Val::Dict(vec![
+                (
+                    "roles".into(),
+                    Val::Dict(vec![("subscriber".into(), Val::empty_dict())]),
+                ),
+                ("authmethods".into(), Val::List(methods)),
+            ]),
+        });
+        let outcome = me.recv_with(|m| match m {
+            Message::Welcome { session, details } => {
+                Ok((session, super::auth::decoded(details).into_owned()))
+            }
+            Message::Abort { reason, .. } => Err(reason.into_owned()),
+            other => panic!("expected WELCOME or ABORT, got {other:?}"),
+        });
+        outcome.map(|(session, details)| {
+            me.session = session;
+            (me, details)
+        })
+    }
+
     pub fn send(&mut self, m: &Message<'_>) {
         let mut v = Vec::new();
         m.encode(Serializer::MsgPack, &mut v).unwrap();

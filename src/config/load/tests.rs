@@ -301,6 +301,25 @@ listen = "nine"
 }
 
 #[test]
+fn event_history_and_call_cap_come_from_the_router_table() {
+    let (_, config) = load(
+        "[router]\nmax_calls_per_caller = 7\nevent_history = [\"com.a=5\", \"prefix:com.b.=9\"]\n",
+    )
+    .expect("valid");
+    assert_eq!(config.max_calls_per_caller, 7);
+    let kept: Vec<(String, usize)> = config
+        .event_history
+        .iter()
+        .map(|h| (h.pattern.clone(), h.limit))
+        .collect();
+    assert_eq!(kept, vec![("com.a".into(), 5), ("com.b.".into(), 9)]);
+    assert_errors(
+        "[router]\nevent_history = [\"com.a=5\",\n  \"com.b=0\"]\n",
+        &[(2, "router.event_history[1]", "")],
+    );
+}
+
+#[test]
 fn bad_credentials() {
     assert_errors(
         r#"[[realm]]
