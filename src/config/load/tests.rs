@@ -315,7 +315,7 @@ fn event_history_and_call_cap_come_from_the_router_table() {
     assert_eq!(kept, vec![("com.a".into(), 5), ("com.b.".into(), 9)]);
     assert_errors(
         "[router]\nevent_history = [\"com.a=5\",\n  \"com.b=0\"]\n",
-        &[(2, "router.event_history[1]", "")],
+        &[(3, "router.event_history[1]", "1..=100000")],
     );
 }
 
