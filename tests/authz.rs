@@ -402,7 +402,10 @@ anonymous_role = "app"
             "{procedure}: {details:?}"
         );
         if forced {
-            assert_eq!(common::auth::get_str(&details, "caller_authrole").as_deref(), Some("app"));
+            assert_eq!(
+                common::auth::get_str(&details, "caller_authrole").as_deref(),
+                Some("app")
+            );
             assert!(common::auth::get_str(&details, "caller_authid").is_some());
         }
         callee.send(&Message::Yield {

@@ -259,11 +259,17 @@ name = "realm1"
         &ca.path("ca.crt"),
     ]);
     let tls_addr = router.addr("tls");
-    let connect = |cn: Option<&str>| tls_connect(&tls_addr, &ca.ca_der, cn.map(|c| ca.client(c))).unwrap();
+    let connect =
+        |cn: Option<&str>| tls_connect(&tls_addr, &ca.ca_der, cn.map(|c| ca.client(c))).unwrap();
 
     let (mut joe, details) = RsSession::login(connect(Some("joe")), "realm1", &["tls"])
         .expect("the certificate's CN is a tls principal");
-    let field = |k: &str| details.get(k).and_then(|v| v.as_str()).map(|s| s.into_owned());
+    let field = |k: &str| {
+        details
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(|s| s.into_owned())
+    };
     assert_eq!(field("authid").as_deref(), Some("joe"));
     assert_eq!(field("authrole").as_deref(), Some("device"));
     assert_eq!(field("authmethod").as_deref(), Some("tls"));
@@ -271,7 +277,11 @@ name = "realm1"
 
     const FAILED: &str = "wamp.error.authentication_failed";
     let pinned = RsSession::login(connect(Some("pinned")), "realm1", &["tls"]).err();
-    assert_eq!(pinned.as_deref(), Some(FAILED), "a certificate that misses the pin");
+    assert_eq!(
+        pinned.as_deref(),
+        Some(FAILED),
+        "a certificate that misses the pin"
+    );
     let stranger = RsSession::login(connect(Some("stranger")), "realm1", &["tls"]).err();
     assert!(stranger.is_some(), "a CN that is no principal");
     let bare = RsSession::login(connect(None), "realm1", &["tls"]).err();
@@ -280,5 +290,8 @@ name = "realm1"
     plain
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    assert!(RsSession::login(plain, "realm1", &["tls"]).is_err(), "plain TCP");
+    assert!(
+        RsSession::login(plain, "realm1", &["tls"]).is_err(),
+        "plain TCP"
+    );
 }
