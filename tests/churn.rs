@@ -10,7 +10,11 @@
 //! UNSUBSCRIBED, must not; anything in between may go either way. Likewise a CALL sent while a
 //! callee's REGISTERED had been seen (and it had not started to leave) must reach that callee.
 //! Once the churn is over, the meta API (asked on every shard) must count the sessions,
-//! subscribers and callees the model holds.
+//! subscribers and callees the model holds. A third of the publications ask to be retained and two
+//! patterns keep event history; publications of one topic come from every shard, so the model
+//! knows their order only where a PUBLISHED was seen before the next PUBLISH was sent: on every
+//! shard, a fresh `get_retained` subscriber must get a retained publication that none certainly
+//! followed, and `get_events` a last N that contradicts no order the model knows.
 //!
 //! Connections are placed on shards round-robin in accept order and this test is the router's only
 //! client, connecting one session at a time: connection number k (a session's `tag`) is on shard
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 use common::{
     dict, got, rawsocket_read, rawsocket_stream, rawsocket_write, s, uints, Got, InProcess,
 };
+use wampd::protocol::uri::MatchPolicy;
 use wampd::protocol::{codes, errors, Message, Serializer, Val};
 
 const SHARDS: u64 = 4;
@@ -71,6 +76,14 @@ const MAX_CALLS_IN_FLIGHT: usize = 4;
 /// A callee answers one INVOCATION in this many at once; the others after up to HOLD_MAX_MS.
 const HOLD_ONE_IN: u32 = 3;
 const HOLD_MAX_MS: u64 = 40;
+/// One publication in this many asks the router to retain it.
+const RETAIN_ONE_IN: u32 = 3;
+/// Patterns the router keeps event history for: (policy, pattern, topics of TOPICS it matches,
+/// events kept). Small limits, so that the churn wraps them many times over.
+const HISTORY: [(MatchPolicy, &str, &[usize], usize); 2] = [
+    (MatchPolicy::Exact, "churn.news", &[0], 16),
+    (MatchPolicy::Prefix, "churn.rare.", &[4, 5], 8),
+];
 /// Failures printed in full (all are counted).
 const PRINT_FAILURES: usize = 60;
 
@@ -108,6 +121,8 @@ struct Pub {
     seq: u64,
     sent: u64,
     acked: Option<u64>,
+    /// Published with `retain: true`.
+    retain: bool,
 }
 
 /// A CALL the test sent; its number is its first argument.
@@ -262,6 +277,11 @@ struct Counts {
     probe_calls: u64,
     final_registrations: u64,
     meta_checks: u64,
+    retained_publications: u64,
+    retained_checked: u64,
+    /// Checks where the model allowed exactly one retained publication.
+    retained_unambiguous: u64,
+    history_events_checked: u64,
 }
 
 #[derive(Default)]
@@ -459,8 +479,9 @@ impl World {
                 // ordering races are.
                 let t = self.pick_topic();
                 for _ in 0..self.rng.usize(1..=PUBLISH_BURST) {
+                    let retain = self.rng.u32(..RETAIN_ONE_IN) == 0;
                     if self.sessions[&tag].publishes_in_flight < MAX_PUBLISHES_IN_FLIGHT {
-                        self.publish(tag, t);
+                        self.publish_with(tag, t, retain);
                     }
                 }
             }
@@ -547,6 +568,10 @@ impl World {
     }
 
     fn publish(&mut self, tag: u64, t: usize) -> u64 {
+        self.publish_with(tag, t, false)
+    }
+
+    fn publish_with(&mut self, tag: u64, t: usize, retain: bool) -> u64 {
         let now = self.tick();
         let s = self.sessions.get_mut(&tag).expect("live");
         s.pub_seq += 1;
@@ -558,12 +583,18 @@ impl World {
             seq: s.pub_seq,
             sent: now,
             acked: None,
+            retain,
         });
         self.by_topic[t].push(pubno);
         self.n.publications += 1;
+        self.n.retained_publications += retain as u64;
+        let mut options = vec![("acknowledge", Val::Bool(true))];
+        if retain {
+            options.push(("retain", Val::Bool(true)));
+        }
         self.request(tag, Pending::Publish(pubno), |request| Message::Publish {
             request,
-            options: dict(&[("acknowledge", Val::Bool(true))]),
+            options: dict(&options),
             topic: Cow::Borrowed(TOPICS[t]),
             args: Some(uints(&[pubno])),
             kwargs: None,
@@ -1648,7 +1679,7 @@ fn churn_against_a_reference_model() {
     let seed = env_u64("WAMPD_CHURN_SEED").unwrap_or_else(|| fastrand::u64(..));
     let secs = env_u64("WAMPD_CHURN_SECS").unwrap_or(30);
     println!("churn: seed {seed} (WAMPD_CHURN_SEED={seed} replays it), {secs} s, {SHARDS} shards");
-    let r = InProcess::start(SHARDS as usize);
+    let r = start_router();
     let mut w = World::new(r.addr.clone(), seed);
     let started = Instant::now();
     w.churn(secs);
@@ -1668,6 +1699,7 @@ fn churn_against_a_reference_model() {
         "replicas disagree after churn"
     );
     w.check_meta();
+    w.check_retention_and_history();
     let probes: Vec<u64> = (0..SHARDS).map(|_| w.connect()).collect();
     w.probe(&probes);
     w.final_check(&probes);
@@ -1682,6 +1714,10 @@ fn churn_against_a_reference_model() {
         w.n
     );
     assert!(w.n.events_checked > 0 && w.n.must_deliver_satisfied > 0 && w.n.results > 0);
+    assert!(
+        w.n.retained_checked > 0 && w.n.history_events_checked > 0,
+        "retention and history were checked against the model"
+    );
     assert_eq!(
         w.n.meta_checks, 1,
         "the meta API was checked against the model"
@@ -1761,5 +1797,254 @@ impl World {
         for m in &mut askers {
             m.leave();
         }
+    }
+}
+
+// ---- retention and event history against the model ----------------------------------------------
+
+/// How long a fresh subscriber waits, after its last SUBSCRIBED, for retained EVENTs that should not
+/// come; the ones that should come follow their SUBSCRIBED at once.
+const RETAINED_QUIET: Duration = Duration::from_millis(300);
+
+/// A router on `SHARDS` shards keeping event history on the `HISTORY` patterns.
+fn start_router() -> InProcess {
+    let event_history = HISTORY
+        .iter()
+        .map(|&(policy, pattern, _, limit)| wampd::config::HistorySpec {
+            policy,
+            pattern: pattern.into(),
+            limit,
+        })
+        .collect();
+    let config = wampd::config::Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        shards: SHARDS as usize,
+        pin_cores: false,
+        event_history,
+        ..Default::default()
+    };
+    let server = wampd::server::Server::start(config).expect("router starts");
+    let addr = server.local_addrs()[0].to_string();
+    InProcess {
+        server: Some(server),
+        addr,
+    }
+}
+
+/// What one asker saw: per topic the retained publication (or what was wrong), per history
+/// pattern the publications `get_events` listed, oldest first.
+#[derive(PartialEq, Debug)]
+struct Stores {
+    retained: Vec<Result<Option<u64>, String>>,
+    history: Vec<Result<Vec<u64>, String>>,
+}
+
+/// The publication number an EVENT (or a listed event) carries as its only argument.
+fn pubno_of(args: Option<Val<'_>>) -> Option<u64> {
+    match args.map(Val::into_owned) {
+        Some(Val::List(items)) if items.len() == 1 => items[0].as_u64(),
+        _ => None,
+    }
+}
+
+/// Subscribes to every topic with `get_retained`; per topic, the retained EVENT that followed.
+fn retained_events(m: &mut common::Client) -> Vec<Result<Option<u64>, String>> {
+    let mut topic_of_request = HashMap::new();
+    for (t, topic) in TOPICS.iter().enumerate() {
+        let request = m.req();
+        topic_of_request.insert(request, t);
+        m.send(&Message::Subscribe {
+            request,
+            options: dict(&[("get_retained", Val::Bool(true))]),
+            topic: Cow::Borrowed(topic),
+        });
+    }
+    let mut out: Vec<Result<Option<u64>, String>> = vec![Ok(None); TOPICS.len()];
+    let mut topic_of_sub = HashMap::new();
+    for _ in 0..1000 {
+        // SUBSCRIBED may wait for another shard; the retained EVENT is queued with it.
+        let answered = topic_of_sub.len() == TOPICS.len();
+        m.set_timeout(if answered {
+            RETAINED_QUIET
+        } else {
+            common::TIMEOUT
+        });
+        let Some(frame) = m.recv() else { break };
+        match Message::parse(m.ser, &frame).expect("valid message") {
+            Message::Subscribed {
+                request,
+                subscription,
+            } => {
+                topic_of_sub.insert(subscription, topic_of_request[&request]);
+            }
+            Message::Event {
+                subscription,
+                details,
+                args,
+                ..
+            } => {
+                let Some(&t) = topic_of_sub.get(&subscription) else {
+                    panic!("EVENT before SUBSCRIBED of subscription {subscription}");
+                };
+                let flagged = details.get("retained").and_then(|v| v.as_bool()) == Some(true);
+                out[t] = match (&out[t], pubno_of(args)) {
+                    (Ok(None), Some(n)) if flagged => Ok(Some(n)),
+                    (prev, n) => Err(format!(
+                        "after {prev:?}: EVENT of #{n:?}, retained flag {flagged}"
+                    )),
+                };
+            }
+            other => panic!("expected SUBSCRIBED or EVENT, got {other:?}"),
+        }
+    }
+    m.set_timeout(common::TIMEOUT);
+    assert_eq!(topic_of_sub.len(), TOPICS.len(), "every SUBSCRIBE answered");
+    out
+}
+
+/// The publications `wamp.subscription.get_events` lists for history pattern `h`, oldest first.
+fn history_events(m: &mut common::Client, h: usize) -> Result<Vec<u64>, String> {
+    let (policy, pattern, _, _) = HISTORY[h];
+    let options = match policy {
+        MatchPolicy::Exact => Val::empty_dict(),
+        _ => dict(&[("match", s("prefix"))]),
+    };
+    let sub = m.subscribe_opts(pattern, options);
+    let listed = m.call1("wamp.subscription.get_events", vec![Val::UInt(sub)]);
+    let Val::List(events) = listed else {
+        return Err(format!("not a list: {listed:?}"));
+    };
+    events
+        .iter()
+        .map(|e| pubno_of(e.get("args")).ok_or_else(|| format!("event {e:?}")))
+        .collect()
+}
+
+impl World {
+    /// True when publication `x` certainly reached the router's stores before `y`: its PUBLISHED
+    /// was seen before `y` was sent (both are recorded before the acknowledgement goes out).
+    fn before(&self, x: u64, y: u64) -> bool {
+        self.pubs[x as usize]
+            .acked
+            .is_some_and(|a| a < self.pubs[y as usize].sent)
+    }
+
+    fn acked(&self, x: u64) -> bool {
+        self.pubs[x as usize].acked.is_some()
+    }
+
+    /// With everything quiet: a fresh subscriber with `get_retained` gets, on every shard, a
+    /// retained publication of each topic the model allows as the last one; `get_events` lists
+    /// a last N of each history pattern the model allows; and every shard gives the same answers.
+    fn check_retention_and_history(&mut self) {
+        let mut askers: Vec<common::Client> = (0..SHARDS)
+            .map(|_| common::Client::join(&self.addr, Serializer::Json))
+            .collect();
+        let mut answers = Vec::new();
+        for m in &mut askers {
+            let retained = retained_events(m);
+            let history = (0..HISTORY.len()).map(|h| history_events(m, h)).collect();
+            let shard = common::meta::shard_of(m.session, SHARDS as usize);
+            answers.push((shard, Stores { retained, history }));
+        }
+        for m in &mut askers {
+            m.leave();
+        }
+        for (shard, got) in &answers {
+            for (t, r) in got.retained.iter().enumerate() {
+                self.check_retained(*shard, t, r);
+            }
+            for (h, l) in got.history.iter().enumerate() {
+                self.check_history(*shard, h, l);
+            }
+            if got != &answers[0].1 {
+                let detail = format!(
+                    "shard {shard}: {got:?}, shard {}: {:?}",
+                    answers[0].0, answers[0].1
+                );
+                self.fail("shards disagree on retention or history", detail);
+            }
+        }
+    }
+
+    /// The retained publication of topic `t` is one no acknowledged retained publication certainly
+    /// followed; none only if no retained publication was acknowledged.
+    fn check_retained(&mut self, shard: usize, t: usize, got: &Result<Option<u64>, String>) {
+        let retained: Vec<u64> = self.by_topic[t]
+            .iter()
+            .copied()
+            .filter(|&x| self.pubs[x as usize].retain)
+            .collect();
+        let last = |w: &World, x: u64| !retained.iter().any(|&y| w.acked(y) && w.before(x, y));
+        let candidates: Vec<u64> = retained
+            .iter()
+            .copied()
+            .filter(|&x| last(self, x))
+            .collect();
+        let must = retained.iter().any(|&x| self.acked(x));
+        let ok = match got {
+            Ok(None) => !must,
+            Ok(Some(x)) => candidates.contains(x),
+            Err(_) => false,
+        };
+        if !ok {
+            self.fail(
+                "retained event",
+                format!("{} on shard {shard}: got {got:?}, model allows {candidates:?} (one required: {must})", TOPICS[t]),
+            );
+        }
+        self.n.retained_checked += 1;
+        self.n.retained_unambiguous += (candidates.len() == 1) as u64;
+    }
+
+    /// `got` is a last `limit` of the pattern's publications in an order the model allows: no
+    /// listed one certainly preceded an earlier-listed one, none left out certainly followed a
+    /// listed one, and it is full or holds every acknowledged publication.
+    fn check_history(&mut self, shard: usize, h: usize, got: &Result<Vec<u64>, String>) {
+        let (_, pattern, topics, limit) = HISTORY[h];
+        let all: Vec<u64> = topics
+            .iter()
+            .flat_map(|&t| self.by_topic[t].iter().copied())
+            .collect();
+        let problem = match got {
+            Err(e) => Some(e.clone()),
+            Ok(l) => self.history_problem(&all, l, limit),
+        };
+        if let Some(p) = problem {
+            let acked = all.iter().filter(|&&x| self.acked(x)).count();
+            self.fail(
+                "event history",
+                format!("{pattern} on shard {shard}: {p}; listed {got:?} ({} publications, {acked} acknowledged, limit {limit})", all.len()),
+            );
+        }
+        self.n.history_events_checked += got.as_ref().map_or(0, |l| l.len() as u64);
+    }
+
+    fn history_problem(&self, all: &[u64], l: &[u64], limit: usize) -> Option<String> {
+        let listed: HashSet<u64> = l.iter().copied().collect();
+        let acked = all.iter().filter(|&&x| self.acked(x)).count();
+        if listed.len() != l.len() || l.iter().any(|x| !all.contains(x)) {
+            return Some("a duplicate or foreign publication".into());
+        }
+        if l.len() > limit || l.len() < limit.min(acked) {
+            return Some(format!("{} events", l.len()));
+        }
+        for (i, &x) in l.iter().enumerate() {
+            if let Some(&y) = l[..i].iter().find(|&&y| self.before(x, y)) {
+                return Some(format!("#{x} is listed after #{y}, which followed it"));
+            }
+        }
+        for &z in all
+            .iter()
+            .filter(|&&z| self.acked(z) && !listed.contains(&z))
+        {
+            if l.len() < limit {
+                return Some(format!("acknowledged #{z} missing from a history not full"));
+            }
+            if let Some(&x) = l.iter().find(|&&x| self.before(x, z)) {
+                return Some(format!("#{z} left out though it followed listed #{x}"));
+            }
+        }
+        None
     }
 }
