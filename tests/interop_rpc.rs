@@ -5,94 +5,22 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use common::Router;
-
-/// How long one client script may run before it is killed.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("interop")
-}
-
-/// Runs one client script against a fresh router; Err with everything it printed on failure.
-fn run(program: &Path, script: &str, url_of: impl Fn(&str) -> String, ser: &str, ok: &str) {
-    assert!(
-        program.exists() || program.components().count() == 1,
-        "interop cannot run: missing {}; install the clients with `bash tests/interop/setup.sh`",
-        program.display()
-    );
-    let router = Router::start(2, &[]);
-    let url = url_of(&router.addr);
-    let mut child = Command::new(program)
-        .arg(script)
-        .arg(&url)
-        .arg(ser)
-        .env("PYTHONUNBUFFERED", "1")
-        .current_dir(interop_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if t0.elapsed() > CLIENT_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
-    let ok_line = format!("{ok} {url} {ser}");
-    assert!(
-        status.is_some_and(|s| s.success()) && stdout.lines().any(|l| l.trim_end() == ok_line),
-        "FAILED {ok_line} (status {status:?})\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
-    );
-    println!("{ok_line} ({:.1} s)", t0.elapsed().as_secs_f64());
-}
+use common::interop::{dir as interop_dir, require, run_expecting};
 
 #[test]
 fn autobahn_python_advanced_rpc() {
     let python = interop_dir().join(".venv").join("bin").join("python");
-    let ws = |a: &str| format!("ws://{a}/ws");
-    let rs = |a: &str| format!("rs://{a}");
-    run(&python, "rpc_ab.py", ws, "json", "OK rpc-python");
-    run(&python, "rpc_ab.py", rs, "msgpack", "OK rpc-python");
-    run(&python, "rpc_ab.py", rs, "cbor", "OK rpc-python");
+    run_expecting(&python, "rpc_ab.py", true, "json", "OK rpc-python");
+    run_expecting(&python, "rpc_ab.py", false, "msgpack", "OK rpc-python");
+    run_expecting(&python, "rpc_ab.py", false, "cbor", "OK rpc-python");
 }
 
 #[test]
 fn autobahn_js_advanced_rpc() {
-    assert!(
-        interop_dir().join("node_modules").join("autobahn").exists(),
-        "interop cannot run: autobahn-js is missing; install the clients with `bash tests/interop/setup.sh`"
-    );
-    let ws = |a: &str| format!("ws://{a}/ws");
+    require(&interop_dir().join("node_modules/autobahn/package.json"));
     for ser in ["json", "msgpack", "cbor"] {
-        run(Path::new("node"), "rpc_ab.js", ws, ser, "OK rpc-js");
+        run_expecting(Path::new("node"), "rpc_ab.js", true, ser, "OK rpc-js");
     }
 }

@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod authz;
+pub mod interop;
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message as WsMessage;
