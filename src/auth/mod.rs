@@ -159,16 +159,20 @@ impl Default for Auth {
     }
 }
 
+/// The rules of every realm in `specs`, keys derived (slow by design).
+fn realms_of(specs: &[RealmSpec]) -> Result<HashMap<String, RealmAuth>, String> {
+    specs
+        .iter()
+        .map(|spec| Ok((spec.name.clone(), RealmAuth::build(spec)?)))
+        .collect()
+}
+
 impl Auth {
     /// Loads the rules: decodes keys and derives every password-based key (slow by design; call it
     /// off the shard threads).
     pub fn build(specs: &[RealmSpec], limits: AuthLimits) -> Result<Auth, String> {
-        let mut realms = HashMap::new();
-        for spec in specs {
-            realms.insert(spec.name.clone(), RealmAuth::build(spec)?);
-        }
         Ok(Auth {
-            realms,
+            realms: realms_of(specs)?,
             limiter: Arc::new(Limiter::new(limits)),
             mock_key: random_bytes(),
         })
@@ -177,12 +181,8 @@ impl Auth {
     /// The rules of `specs` (a reloaded file), keeping this one's failure counts and mock key:
     /// a reload neither forgives a throttled address nor changes what an unknown authid sees.
     pub fn rebuild(&self, specs: &[RealmSpec]) -> Result<Auth, String> {
-        let mut realms = HashMap::new();
-        for spec in specs {
-            realms.insert(spec.name.clone(), RealmAuth::build(spec)?);
-        }
         Ok(Auth {
-            realms,
+            realms: realms_of(specs)?,
             limiter: self.limiter.clone(),
             mock_key: self.mock_key,
         })
