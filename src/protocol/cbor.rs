@@ -72,8 +72,19 @@ fn f16_to_f64(h: u16) -> f64 {
     }
 }
 
+const BAD_UTF8: CodecError = CodecError::Malformed("cbor: invalid utf-8");
+
 fn utf8(s: &[u8]) -> Result<&str, CodecError> {
-    std::str::from_utf8(s).map_err(|_| CodecError::Malformed("cbor: invalid utf-8"))
+    std::str::from_utf8(s).map_err(|_| BAD_UTF8)
+}
+
+/// Validation only (no `&str` wanted): see [`super::is_utf8`].
+fn check_utf8(s: &[u8]) -> Result<(), CodecError> {
+    if super::is_utf8(s) {
+        Ok(())
+    } else {
+        Err(BAD_UTF8)
+    }
 }
 
 #[inline]
@@ -136,7 +147,7 @@ fn skip_chunks(b: &[u8], mut j: usize, major: u8) -> Result<(usize, Option<u8>),
         };
         let s = body(b, k, n)?;
         if major == 3 {
-            utf8(s)?;
+            check_utf8(s)?;
         }
         first = first.or(s.first().copied());
         j = k + s.len();
@@ -149,7 +160,7 @@ fn skip_string(b: &[u8], major: u8, arg: Option<u64>, j: usize) -> Result<usize,
         Some(n) => {
             let s = body(b, j, n)?;
             if major == 3 {
-                utf8(s)?;
+                check_utf8(s)?;
             }
             (j + s.len(), s.first().copied())
         }
@@ -164,7 +175,11 @@ fn skip_string(b: &[u8], major: u8, arg: Option<u64>, j: usize) -> Result<usize,
 /// A map key: any text (keys are text in JSON too, so a leading U+0000 is no problem there).
 fn skip_key(b: &[u8], i: usize, depth: usize) -> Result<usize, CodecError> {
     match head(b, i)? {
-        (3, _, Some(n), j) => Ok(j + utf8(body(b, j, n)?)?.len()),
+        (3, _, Some(n), j) => {
+            let s = body(b, j, n)?;
+            check_utf8(s)?;
+            Ok(j + s.len())
+        }
         (3, _, None, j) => Ok(skip_chunks(b, j, 3)?.0),
         (6, _, Some(SELF_DESCRIBE), j) if depth < MAX_DEPTH => skip_key(b, j, depth + 1),
         _ => Err(CodecError::Malformed("cbor: map key is not a string")),

@@ -104,17 +104,52 @@ fn body(b: &[u8], i: usize, n: usize) -> Result<&[u8], CodecError> {
     b.get(i..i.checked_add(n).ok_or(EOF)?).ok_or(EOF)
 }
 
+const BAD_UTF8: CodecError = CodecError::Malformed("msgpack: invalid utf-8");
+
 fn utf8(s: &[u8]) -> Result<&str, CodecError> {
-    std::str::from_utf8(s).map_err(|_| CodecError::Malformed("msgpack: invalid utf-8"))
+    std::str::from_utf8(s).map_err(|_| BAD_UTF8)
 }
 
-/// Validates one value at `i`; returns its end and kind. Sets `foreign` if an ext value was seen.
-fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, Kind), CodecError> {
+/// What a scan does on meeting an ext value. Ext values are rare, so the first scan of an item
+/// refuses them ([`Refuse`], which costs the scanner nothing) and only an item that holds one is
+/// scanned again, noting it ([`Note`]).
+trait OnExt {
+    fn ext(&mut self) -> Result<(), CodecError>;
+}
+
+/// Ext values end the scan with [`FOREIGN`].
+struct Refuse;
+
+impl OnExt for Refuse {
+    #[inline(always)]
+    fn ext(&mut self) -> Result<(), CodecError> {
+        Err(FOREIGN)
+    }
+}
+
+/// Ext values are allowed; the flag records that one was seen.
+struct Note(bool);
+
+impl OnExt for Note {
+    #[inline(always)]
+    fn ext(&mut self) -> Result<(), CodecError> {
+        self.0 = true;
+        Ok(())
+    }
+}
+
+/// Validates one value at `i`; returns its end and kind. An ext value is handed to `on_ext`.
+fn skip<E: OnExt>(
+    b: &[u8],
+    i: usize,
+    depth: usize,
+    on_ext: &mut E,
+) -> Result<(usize, Kind), CodecError> {
     let (h, j) = head(b, i)?;
     Ok(match h {
         Head::Nil => (j, Kind::Null),
         Head::Ext(n) => {
-            *foreign = true;
+            on_ext.ext()?;
             (j + body(b, j, n)?.len(), Kind::Null)
         }
         Head::Bool(_) => (j, Kind::Bool),
@@ -123,7 +158,11 @@ fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, 
         Head::F32(f) => (j, finite(f as f64)?),
         Head::F64(f) => (j, finite(f)?),
         Head::Str(n) => {
-            if utf8(body(b, j, n)?)?.starts_with('\0') {
+            let text = body(b, j, n)?;
+            if !super::is_utf8(text) {
+                return Err(BAD_UTF8);
+            }
+            if text.first() == Some(&0) {
                 return Err(CodecError::Malformed(
                     "msgpack: text starting with U+0000 (binary in JSON)",
                 ));
@@ -140,7 +179,7 @@ fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, 
             }
             let mut k = j;
             for _ in 0..n {
-                k = skip(b, k, depth + 1, foreign)?.0;
+                k = skip(b, k, depth + 1, on_ext)?.0;
             }
             (k, Kind::List)
         }
@@ -153,7 +192,7 @@ fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, 
             }
             let mut k = j;
             for _ in 0..n {
-                k = skip(b, skip_key(b, k)?, depth + 1, foreign)?.0;
+                k = skip(b, skip_key(b, k)?, depth + 1, on_ext)?.0;
             }
             (k, Kind::Dict)
         }
@@ -164,7 +203,9 @@ fn skip(b: &[u8], i: usize, depth: usize, foreign: &mut bool) -> Result<(usize, 
 fn skip_key(b: &[u8], i: usize) -> Result<usize, CodecError> {
     match head(b, i)? {
         (Head::Str(n), j) => {
-            utf8(body(b, j, n)?)?;
+            if !super::is_utf8(body(b, j, n)?) {
+                return Err(BAD_UTF8);
+            }
             Ok(j + n)
         }
         _ => Err(CodecError::Malformed("msgpack: map key is not a string")),
@@ -197,8 +238,14 @@ pub(crate) fn split_array(b: &[u8]) -> Result<Items<'_>, CodecError> {
     }
     let mut items = Items::new();
     for _ in 0..n {
-        let mut foreign = false;
-        let (end, kind) = skip(b, j, 1, &mut foreign)?;
+        let (end, kind, foreign) = match skip(b, j, 1, &mut Refuse) {
+            Ok((end, kind)) => (end, kind, false),
+            Err(e) if e == FOREIGN => {
+                let (end, kind) = skip(b, j, 1, &mut Note(false))?;
+                (end, kind, true)
+            }
+            Err(e) => return Err(e),
+        };
         items.push(Item {
             kind,
             span: &b[j..end],
@@ -244,13 +291,8 @@ pub(crate) const FOREIGN: CodecError =
 
 /// Checks that `b` is one value made only of portable values (no ext).
 pub(crate) fn validate(b: &[u8]) -> Result<(), CodecError> {
-    let mut foreign = false;
-    let (end, _) = skip(b, 0, 0, &mut foreign)?;
-    trailing(b, end)?;
-    if foreign {
-        return Err(FOREIGN);
-    }
-    Ok(())
+    let (end, _) = skip(b, 0, 0, &mut Refuse)?;
+    trailing(b, end)
 }
 
 pub(crate) fn kind(b: &[u8]) -> Option<Kind> {
@@ -276,7 +318,7 @@ pub(crate) fn map_get<'a>(b: &'a [u8], key: &str) -> Option<&'a [u8]> {
         let Head::Str(klen) = kh else { return None };
         let k = body(b, kstart, klen).ok()?;
         let vstart = kstart + klen;
-        let (vend, _) = skip(b, vstart, 1, &mut false).ok()?;
+        let (vend, _) = skip(b, vstart, 1, &mut Note(false)).ok()?;
         if k == key.as_bytes() {
             return Some(&b[vstart..vend]);
         }

@@ -409,6 +409,7 @@ impl Router {
     }
 
     /// True if subscriber `session` (on this shard) passes the publisher's black/white lists.
+    #[inline]
     fn admitted(&self, filter: &EventFilter, session: u64) -> bool {
         let who = if filter.needs_identity() {
             self.sessions.get(&session).map(|s| &*s.identity)
@@ -630,22 +631,34 @@ impl Router {
         let Some(sub) = self.local[realm].broker.get(id) else {
             return 0;
         };
-        for peer in &sub.local {
-            let session = peer.id.get();
-            if session == exclude || filter.is_some_and(|f| !self.admitted(f, session)) {
-                continue;
-            }
-            match frames.get(peer.enc) {
-                Some(frame) if frame.len() <= peer.outbox.max_frame() => {
-                    self.push_event(peer, frame)
+        // Two loops, so that the plain fanout tests nothing but the excluded publisher.
+        match filter {
+            None => {
+                for peer in sub.local.iter().filter(|p| p.id.get() != exclude) {
+                    self.deliver_to(peer, frames);
                 }
-                // Too large for this subscriber (its RawSocket length, the WebSocket message limit,
-                // or grown by transcoding), or not expressible in its serializer: it misses this one
-                // event, everyone else gets it.
-                _ => self.skip_event(peer, frames),
+            }
+            Some(f) => {
+                for peer in &sub.local {
+                    let session = peer.id.get();
+                    if session != exclude && self.admitted(f, session) {
+                        self.deliver_to(peer, frames);
+                    }
+                }
             }
         }
         sub.remote
+    }
+
+    #[inline(always)]
+    fn deliver_to(&self, peer: &Peer, frames: &EventFrames) {
+        match frames.get(peer.enc) {
+            Some(frame) if frame.len() <= peer.outbox.max_frame() => self.push_event(peer, frame),
+            // Too large for this subscriber (its RawSocket length, the WebSocket message limit, or
+            // grown by transcoding), or not expressible in its serializer: it misses this one
+            // event, everyone else gets it.
+            _ => self.skip_event(peer, frames),
+        }
     }
 }
 

@@ -74,7 +74,7 @@ impl Router {
     /// A call of `caller` (on this shard) ended with `frame`.
     pub(crate) fn on_answer(&mut self, caller: u64, frame: Option<Bytes>) {
         // The router's own call of a dynamic authenticator, for a login not yet a session.
-        if self.awaiting.contains_key(&caller) {
+        if !self.awaiting.is_empty() && self.awaiting.contains_key(&caller) {
             if let Some(frame) = frame {
                 self.on_authenticator_answer(caller, &frame);
             }

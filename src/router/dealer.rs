@@ -534,11 +534,13 @@ impl Router {
         options: &Val<'_>,
         payload: AppPayload,
     ) -> Flow {
-        if !uri::is_valid_uri(procedure, false) || procedure.len() > self.limits.max_uri_len {
-            self.reply_error(sid, codes::CALL, request, errors::INVALID_URI);
-            return Flow::Continue;
-        }
+        let max_uri_len = self.limits.max_uri_len;
+        let valid = |p: &str| uri::is_valid_uri(p, false) && p.len() <= max_uri_len;
         if crate::router::meta::is_meta_procedure(procedure) {
+            if !valid(procedure) {
+                self.reply_error(sid, codes::CALL, request, errors::INVALID_URI);
+                return Flow::Continue;
+            }
             return self.on_meta_call(sid, request, procedure, payload);
         }
         let opts = CallOptions::read(options);
@@ -548,6 +550,13 @@ impl Router {
             return Flow::Continue;
         };
         let (realm, enc) = (session.realm, session.peer.enc);
+        let route = self.local[realm].dealer.route(procedure);
+        // A procedure equal to an exact registration's URI passed this very check when it was
+        // registered: only other procedures are validated, which saves a scan of every plain call.
+        if !route.is_some_and(|r| r.policy == MatchPolicy::Exact) && !valid(procedure) {
+            self.reply_error(sid, codes::CALL, request, errors::INVALID_URI);
+            return Flow::Continue;
+        }
         let caller_max_frame = session.peer.outbox.max_frame();
         let refused = if opts.disclose_me && !may_disclose_caller(&session.identity) {
             Some((errors::OPTION_DISALLOWED_DISCLOSE_ME, None))
@@ -565,7 +574,7 @@ impl Router {
             self.send_error(sid, codes::CALL, request, error, text);
             return Flow::Continue;
         }
-        let Some(reg) = self.local[realm].dealer.route(procedure) else {
+        let Some(reg) = route else {
             self.reply_error(sid, codes::CALL, request, errors::NO_SUCH_PROCEDURE);
             return Flow::Continue;
         };
@@ -734,7 +743,7 @@ impl Router {
             caller_enc: inv.caller_enc,
             caller_max_frame: inv.caller_max_frame,
             receive_progress: inv.receive_progress,
-            invoked: self.now,
+            invoked: self.now_us,
             caller_ppt: inv.caller_ppt,
             counted: inv.route.counted,
             retry: inv.route.reroutable.then(|| self.keep_for_reroute(inv)),
@@ -838,7 +847,7 @@ impl Router {
         let pending = session.invocations.remove(&request)?;
         let ser = session.peer.enc.ser;
         self.metrics
-            .call_latency(self.now.saturating_duration_since(pending.invoked));
+            .call_latency_us(self.now_us.saturating_sub(pending.invoked));
         self.unload(pending.caller_shard, pending.counted);
         Some((pending, ser))
     }

@@ -25,6 +25,12 @@ pub const LISTING_OPTIONS: [&str; 6] = [
 /// lists are short in practice and compared linearly.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct EventFilter {
+    /// A 256-bit summary of `exclude` and `eligible` (one bit per id, by hash): a subscriber whose
+    /// bit is clear is in neither list, which settles most subscribers of a large fanout without
+    /// a search.
+    listed: [u64; 4],
+    /// Some authid/authrole condition exists (see [`EventFilter::needs_identity`]).
+    identity: bool,
     exclude: Box<[u64]>,
     eligible: Option<Box<[u64]>>,
     exclude_authid: Box<[Arc<str>]>,
@@ -47,39 +53,64 @@ impl EventFilter {
         }
         let ids = |key: &str| present(key).map(|v| sorted_ids(&v));
         let names = |key: &str| present(key).map(|v| names(&v));
-        Some(EventFilter {
+        let mut filter = EventFilter {
+            listed: [0; 4],
+            identity: false,
             exclude: ids("exclude").unwrap_or_default(),
             eligible: ids("eligible"),
             exclude_authid: names("exclude_authid").unwrap_or_default(),
             exclude_authrole: names("exclude_authrole").unwrap_or_default(),
             eligible_authid: names("eligible_authid"),
             eligible_authrole: names("eligible_authrole"),
-        })
+        };
+        for &id in filter
+            .exclude
+            .iter()
+            .chain(filter.eligible.iter().flatten())
+        {
+            let (word, bit) = summary_bit(id);
+            filter.listed[word] |= bit;
+        }
+        filter.identity = !filter.exclude_authid.is_empty()
+            || !filter.exclude_authrole.is_empty()
+            || filter.eligible_authid.is_some()
+            || filter.eligible_authrole.is_some();
+        Some(filter)
+    }
+
+    /// False only if `session` is certainly in neither id list.
+    #[inline(always)]
+    fn maybe_listed(&self, session: u64) -> bool {
+        let (word, bit) = summary_bit(session);
+        self.listed[word] & bit != 0
     }
 
     /// True when deciding needs the subscriber's authid or authrole (not just its session id).
+    #[inline(always)]
     pub fn needs_identity(&self) -> bool {
-        !self.exclude_authid.is_empty()
-            || !self.exclude_authrole.is_empty()
-            || self.eligible_authid.is_some()
-            || self.eligible_authrole.is_some()
+        self.identity
     }
 
     /// True if the subscriber `session` (with identity `who`, where known) may receive the event:
     /// the spec's six conditions, all of them. A subscriber whose identity is unknown is refused
     /// whenever an identity condition exists, so a filter never leaks to someone it might exclude.
+    #[inline(always)]
     pub fn admits(&self, session: u64, who: Option<&Identity>) -> bool {
-        if self.exclude.binary_search(&session).is_ok() {
+        let listed = self.maybe_listed(session);
+        if listed && self.exclude.binary_search(&session).is_ok() {
             return false;
         }
         if let Some(e) = &self.eligible {
-            if e.binary_search(&session).is_err() {
+            if !listed || e.binary_search(&session).is_err() {
                 return false;
             }
         }
-        if !self.needs_identity() {
-            return true;
-        }
+        !self.identity || self.admits_identity(who)
+    }
+
+    /// The authid/authrole conditions.
+    #[inline(never)]
+    fn admits_identity(&self, who: Option<&Identity>) -> bool {
         let Some(who) = who else {
             return false;
         };
@@ -94,6 +125,14 @@ impl EventFilter {
                 .as_ref()
                 .is_none_or(|l| contains(l, &who.authrole))
     }
+}
+
+/// The word and bit of `id` in [`EventFilter::listed`]: the top eight bits of a multiplicative
+/// hash (session ids are random, but a multiply spreads any id set evenly).
+#[inline(always)]
+fn summary_bit(id: u64) -> (usize, u64) {
+    let h = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+    (h >> 6, 1u64 << (h & 63))
 }
 
 fn contains(list: &[Arc<str>], name: &str) -> bool {
@@ -178,5 +217,35 @@ mod tests {
         assert!(!f.admits(1, Some(&who("bob", "boss"))));
         assert!(!f.admits(1, Some(&who("carol", "staff"))));
         assert!(!f.admits(1, None), "unknown identity is refused");
+    }
+
+    #[test]
+    fn the_id_summary_never_changes_a_decision() {
+        // Enough ids that most summary bits are set: every subscriber is still decided exactly.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % (1 << 53) + 1
+        };
+        let listed: Vec<u64> = (0..300).map(|_| next()).collect();
+        let others: Vec<u64> = (0..20_000).map(|_| next()).collect();
+        let list = |ids: &[u64]| {
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let excl = options(&format!(r#"{{"exclude": [{}]}}"#, list(&listed))).unwrap();
+        let elig = options(&format!(r#"{{"eligible": [{}]}}"#, list(&listed))).unwrap();
+        for id in &listed {
+            assert!(!excl.admits(*id, None));
+            assert!(elig.admits(*id, None));
+        }
+        for id in others.iter().filter(|i| !listed.contains(i)) {
+            assert!(excl.admits(*id, None));
+            assert!(!elig.admits(*id, None));
+        }
     }
 }

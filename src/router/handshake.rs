@@ -236,7 +236,15 @@ impl Router {
 
     /// A connection whose login the authenticator settled while it was not reading: take on the
     /// session (or leave the handshake as it is).
+    #[inline(always)]
     pub(super) fn adopt(&mut self, conn: &mut Conn) {
+        if conn.pending.is_some() {
+            self.adopt_settled(conn);
+        }
+    }
+
+    #[inline(never)]
+    fn adopt_settled(&mut self, conn: &mut Conn) {
         let Some(p) = conn.pending.as_ref() else {
             return;
         };

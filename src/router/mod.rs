@@ -309,6 +309,10 @@ pub struct Router {
     /// rather than per message: the call-latency histogram needs microseconds, and a clock read
     /// per call costs about 2 % of a shard at RPC rates.
     now: std::time::Instant,
+    /// `now` in microseconds since `epoch`: what pending calls are stamped with, so that a call's
+    /// latency is one subtraction.
+    now_us: u64,
+    epoch: std::time::Instant,
     /// This shard's counters, written directly (no thread-local lookup per message).
     metrics: Arc<crate::metrics::ShardMetrics>,
     /// Who may do what (see [`authorize`]).
@@ -344,6 +348,8 @@ impl Router {
             auth: Arc::default(),
             awaiting: AHashMap::new(),
             now: std::time::Instant::now(),
+            now_us: 0,
+            epoch: std::time::Instant::now(),
             metrics: crate::metrics::ShardMetrics::detached(),
             rules: Arc::new(authorize::Rules::open()),
         }
@@ -357,6 +363,7 @@ impl Router {
     /// Starts a batch: what it handles is timed from `now`.
     pub fn set_now(&mut self, now: std::time::Instant) {
         self.now = now;
+        self.now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
     }
 
     /// Sets the authentication rules (the default lets anonymous sessions into every realm).
@@ -371,7 +378,7 @@ impl Router {
 
     /// Handles one complete WAMP message from a connection.
     pub fn on_frame(&mut self, conn: &mut Conn, frame: &Bytes) -> Flow {
-        let msg = match Message::parse(conn.peer.enc.ser, frame) {
+        let mut msg = match Message::parse(conn.peer.enc.ser, frame) {
             Ok(m) => m,
             Err(e) if conn.peer.goodbye_sent.get() => {
                 tracing::debug!("ignoring a malformed message after GOODBYE: {e}");
@@ -392,6 +399,9 @@ impl Router {
         };
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
+        }
+        if let Err(e) = msg.decode_options() {
+            return self.violation(conn, &format!("malformed options: {e}"));
         }
         if let Some(why) = self.passthru_violation(sid, &msg) {
             return self.violation(conn, &why);

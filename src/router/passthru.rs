@@ -29,13 +29,17 @@ impl Router {
             Message::Error { details, .. } => details,
             _ => return None,
         };
-        let name = codes::name(msg.code());
+        if attrs.is_empty_dict() {
+            return None;
+        }
+        let name = || codes::name(msg.code());
         match Passthru::read(attrs) {
             Ok(None) => None,
-            Err(e) => Some(format!("{name}: {e}")),
+            Err(e) => Some(format!("{}: {e}", name())),
             Ok(Some(_)) if self.announced_passthru(sid) => None,
             Ok(Some(_)) => Some(format!(
-                "{name} in payload passthru mode from a peer that did not announce payload_passthru_mode"
+                "{} in payload passthru mode from a peer that did not announce payload_passthru_mode",
+                name()
             )),
         }
     }

@@ -240,8 +240,9 @@ pub struct PendingInvocation {
     /// The caller asked for progressive results: a YIELD with `progress` becomes a RESULT with
     /// `progress` and the call stays pending; without it such YIELDs are dropped.
     pub receive_progress: bool,
-    /// When the INVOCATION was queued, for the call-latency histogram.
-    pub invoked: std::time::Instant,
+    /// When the INVOCATION was queued (the router's batch clock, µs), for the call-latency
+    /// histogram.
+    pub invoked: u64,
     /// The caller announced payload passthru mode: a YIELD in that mode may become its RESULT.
     pub caller_ppt: bool,
     /// The callee whose `least_loaded` count on the caller's shard this call raised; 0 if none.

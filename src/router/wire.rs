@@ -143,8 +143,11 @@ impl AppPayload {
     }
 
     /// The same payload described by the passthru attributes of `options` (already checked).
+    #[inline(always)]
     pub fn with_passthru(mut self, options: &Val<'_>) -> Self {
-        self.ppt = Passthru::of(options).map(Arc::new);
+        if !options.is_empty_dict() {
+            self.ppt = passthru_of(options);
+        }
         self
     }
 
@@ -282,4 +285,10 @@ impl EventFrames {
             }
         }
     }
+}
+
+/// The passthru attributes of non-empty options, out of line: most options hold none.
+#[inline(never)]
+fn passthru_of(options: &Val<'_>) -> Option<Arc<Passthru>> {
+    Passthru::of(options).map(Arc::new)
 }
