@@ -326,6 +326,7 @@ impl<'a> Val<'a> {
 
     /// True for an empty dictionary. The common encodings of `{}` are recognised by their bytes,
     /// so the Options of a plain CALL or YIELD cost a comparison, not a scan.
+    #[inline]
     pub fn is_empty_dict(&self) -> bool {
         if let Val::Raw(p) = self {
             let empty: &[u8] = match p.ser {

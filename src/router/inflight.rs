@@ -7,8 +7,11 @@
 //! ends; a caller's map is kept while it is empty (a caller with one call at a time allocates
 //! nothing per call) and dropped by [`CallIndex::sweep`] once it stays empty.
 
-use ahash::AHashMap;
 use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use ahash::AHashMap;
 
 /// One pending invocation: the callee session and the INVOCATION id it got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,10 +20,35 @@ pub struct Slot {
     pub invocation: u64,
 }
 
+/// Hashes a session id with one multiplication. Session ids are drawn at random by the router, never
+/// chosen by a client, so the keyed hash that guards maps with client-chosen keys (request ids: the
+/// inner maps) buys nothing here, and this map is touched twice per call.
+#[derive(Default, Clone, Copy)]
+struct SessionIdHasher(u64);
+
+impl Hasher for SessionIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        // The table indexes by the low bits: fold the well-mixed high bits of the product in.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type BySession<V> = HashMap<u64, V, BuildHasherDefault<SessionIdHasher>>;
+
 /// Pending invocations of this shard by caller, then by the caller's request id.
 #[derive(Default, Debug)]
 pub struct CallIndex {
-    by_caller: AHashMap<u64, AHashMap<u64, Slot>>,
+    by_caller: BySession<AHashMap<u64, Slot>>,
 }
 
 impl CallIndex {
@@ -57,10 +85,17 @@ impl CallIndex {
             .unwrap_or_default()
     }
 
-    /// Drops the maps of callers with nothing pending (each second), so that callers which came and
-    /// went leave nothing behind.
+    /// Drops the maps of callers with nothing pending and shrinks those far larger than what is
+    /// pending (each second), so that callers which came and went, or a burst of calls, leave no
+    /// memory behind.
     pub fn sweep(&mut self) {
-        self.by_caller.retain(|_, calls| !calls.is_empty());
+        self.by_caller.retain(|_, calls| {
+            let len = calls.len();
+            if calls.capacity() > 64 && len < calls.capacity() / 4 {
+                calls.shrink_to(len * 2);
+            }
+            !calls.is_empty()
+        });
     }
 
     /// Number of pending invocations indexed (for the consistency report).
@@ -101,5 +136,19 @@ mod tests {
         assert_eq!(ix.by_caller.len(), 1, "an empty map is kept until swept");
         ix.sweep();
         assert!(ix.by_caller.is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_calls_leaves_no_large_map_behind() {
+        let mut ix = CallIndex::default();
+        for r in 1..=1000 {
+            ix.insert(7, r, slot(1, r));
+        }
+        for r in 2..=1000 {
+            ix.remove(7, r, slot(1, r));
+        }
+        ix.sweep();
+        assert_eq!(ix.find(7, 1), Some(slot(1, 1)));
+        assert!(ix.by_caller[&7].capacity() < 64, "shrunk");
     }
 }
