@@ -8,8 +8,9 @@
 //!
 //! The caller's shard keeps only a count of calls in flight per caller (the per-caller cap). A
 //! CANCEL and a caller's departure are sent to every shard, and only when that caller has calls in
-//! flight; the shard holding the invocation finds it by a scan of its pending invocations, so the
-//! CALL path pays nothing for canceling.
+//! flight; each shard finds that caller's invocations in its [`CallIndex`](crate::router::inflight)
+//! (caller → request → callee and INVOCATION id), so they cost what that caller has pending, not
+//! what the shard has.
 
 use std::borrow::Cow;
 
@@ -19,6 +20,7 @@ use crate::protocol::errors;
 use crate::protocol::features::ClientFeatures;
 use crate::protocol::{Message, Val};
 use crate::router::dealer::error_frame;
+use crate::router::inflight::Slot;
 use crate::router::{Flow, Router, ShardMsg};
 
 /// How a CANCEL ends a call (`CANCEL.Options.mode`).
@@ -163,12 +165,13 @@ impl Router {
 
     /// The callee session and INVOCATION id of `caller`'s call `request`, if pending here.
     fn find_invocation(&self, caller: u64, request: u64) -> Option<(u64, u64)> {
-        self.sessions.iter().find_map(|(&callee, s)| {
-            s.invocations
-                .iter()
-                .find(|(_, p)| p.caller == caller && p.caller_request == request)
-                .map(|(&inv, _)| (callee, inv))
-        })
+        let slot = self.inflight.find(caller, request)?;
+        let pending = self
+            .sessions
+            .get(&slot.callee)?
+            .invocations
+            .get(&slot.invocation)?;
+        (pending.caller == caller).then_some((slot.callee, slot.invocation))
     }
 
     fn callee_cancels(&self, callee: u64) -> bool {
@@ -186,6 +189,8 @@ impl Router {
         else {
             return false;
         };
+        let slot = Slot { callee, invocation };
+        self.inflight.remove(p.caller, p.caller_request, slot);
         self.unload(p.caller_shard, p.counted);
         let frame = error_frame(p.caller_enc, p.caller_request, error, text);
         self.finish_call(p.caller_shard, p.caller, frame);
@@ -304,23 +309,20 @@ impl Router {
             });
         }
         let mut interrupts = Vec::new();
-        for (&callee, s) in self.sessions.iter_mut() {
-            if s.invocations.is_empty() {
+        for slot in self.inflight.take_caller(caller) {
+            let Some(s) = self.sessions.get_mut(&slot.callee) else {
+                continue;
+            };
+            if s.invocations.get(&slot.invocation).map(|p| p.caller) != Some(caller) {
                 continue;
             }
-            let before = s.invocations.len();
-            let canceling = s.features.has(ClientFeatures::CALLEE_CALL_CANCELING);
-            s.invocations.retain(|&inv, p| {
-                let gone = p.caller == caller;
-                if gone && canceling {
-                    interrupts.push((callee, inv));
-                }
-                if gone && p.counted != 0 {
-                    unloads.push((p.caller_shard, p.counted));
-                }
-                !gone
-            });
-            debug_assert!(s.invocations.len() <= before);
+            let p = s.invocations.remove(&slot.invocation).expect("looked up");
+            if s.features.has(ClientFeatures::CALLEE_CALL_CANCELING) {
+                interrupts.push((slot.callee, slot.invocation));
+            }
+            if p.counted != 0 {
+                unloads.push((p.caller_shard, p.counted));
+            }
         }
         for (shard, callee) in unloads {
             self.unload(shard, callee);

@@ -20,6 +20,7 @@ use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
 use crate::router::authority::{Grant, InvokePolicy, Refusal};
+use crate::router::inflight::Slot;
 use crate::router::passthru;
 use crate::router::progressive::Stream;
 use crate::router::routing::{jump, rkey_hash, CallRoute, Loads};
@@ -418,7 +419,7 @@ impl Router {
             .is_some_and(|s| s.holds_registration(id))
         {
             for inv in early {
-                inv.fail(self, errors::NO_SUCH_PROCEDURE, "the callee left");
+                self.callee_gone(inv);
             }
             return;
         }
@@ -580,13 +581,12 @@ impl Router {
         };
         let to = *reg.pick_with(opts.rkey, &self.routing.loads);
         let counted = opts.rkey.is_none() && reg.invoke == InvokePolicy::LeastLoaded;
-        let route = if counted || reg.callees.len() > 1 {
+        let mut route = if counted || reg.callees.len() > 1 {
             CallRoute {
                 counted: if counted { to.session } else { 0 },
                 // A stream's chunks must all reach one callee: progressive calls stay put.
                 reroutable: reg.callees.len() > 1 && !opts.progress,
-                tried: Vec::new(),
-                reached_ms: 0,
+                ..CallRoute::default()
             }
         } else {
             CallRoute::default()
@@ -595,16 +595,20 @@ impl Router {
             self.routing.loads.raise(to.session);
         }
         session.calls_in_flight += 1;
-        // Cloned only when disclosed: a plain call touches no reference count.
-        let disclosed = (opts.disclose_me
-            || to.disclose_caller
+        // Disclosed for the caller's sake (its option, a role rule) to whichever callee it reaches.
+        let asked = opts.disclose_me
             || self.rules.forces_disclosure(
                 realm,
                 &session.identity.authrole,
                 crate::config::file::Action::Call,
                 procedure,
-            ))
-        .then(|| (sid, session.identity.clone()));
+            );
+        // Cloned only when disclosed: a plain call touches no reference count.
+        let disclosed = (asked || to.disclose_caller).then(|| (sid, session.identity.clone()));
+        if route.reroutable && !asked {
+            // Another callee may want the caller disclosed when the call moves to it.
+            route.identity = Some(session.identity.clone());
+        }
         let inv = Invoke {
             realm,
             registration: reg.id,
@@ -670,11 +674,7 @@ impl Router {
             .filter(|s| s.holds_registration(inv.registration));
         let Some(callee) = callee else {
             // The callee left or unregistered while the CALL was on its way.
-            inv.fail(
-                self,
-                errors::NO_SUCH_PROCEDURE,
-                "the callee left before the call reached it",
-            );
+            self.callee_gone(inv);
             return;
         };
         if callee.invocations.len() >= self.limits.max_pending_invocations {
@@ -734,8 +734,8 @@ impl Router {
                 return;
             }
         };
-        let (timeout_ms, callee_sid, caller_request) =
-            (inv.timeout_ms, inv.callee, inv.caller_request);
+        let (timeout_ms, callee_sid, caller, caller_request) =
+            (inv.timeout_ms, inv.callee, inv.caller, inv.caller_request);
         let pending = PendingInvocation {
             caller_shard: inv.caller_shard,
             caller: inv.caller,
@@ -752,6 +752,11 @@ impl Router {
         let taken = callee.invocation_id();
         debug_assert_eq!(taken, request);
         callee.invocations.insert(request, pending);
+        let slot = Slot {
+            callee: callee_sid,
+            invocation: request,
+        };
+        self.inflight.insert(caller, caller_request, slot);
         if timeout_ms > 0 {
             self.start_call_timer(timeout_ms, callee_sid, request, caller_request);
         }
@@ -846,6 +851,12 @@ impl Router {
         let session = self.sessions.get_mut(&sid)?;
         let pending = session.invocations.remove(&request)?;
         let ser = session.peer.enc.ser;
+        let slot = Slot {
+            callee: sid,
+            invocation: request,
+        };
+        self.inflight
+            .remove(pending.caller, pending.caller_request, slot);
         self.metrics
             .call_latency_us(self.now_us.saturating_sub(pending.invoked));
         self.unload(pending.caller_shard, pending.counted);
@@ -904,12 +915,15 @@ impl Router {
         }
     }
 
-    /// Fails every call that `invocations` (of a callee that is leaving) still owed an answer.
+    /// Fails every call that `invocations` (of `callee`, which is leaving) still owed an answer.
     pub(crate) fn fail_invocations(
         &mut self,
-        invocations: impl IntoIterator<Item = PendingInvocation>,
+        callee: u64,
+        invocations: AHashMap<u64, PendingInvocation>,
     ) {
-        for p in invocations {
+        for (invocation, p) in invocations {
+            let slot = Slot { callee, invocation };
+            self.inflight.remove(p.caller, p.caller_request, slot);
             self.unload(p.caller_shard, p.counted);
             let b = error_frame(
                 p.caller_enc,

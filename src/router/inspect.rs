@@ -67,6 +67,9 @@ pub struct ShardReport {
     pub sessions: Vec<SessionHoldings>,
     /// Barriers still waiting for acknowledgements.
     pub open_barriers: usize,
+    /// Entries of the shard's index of pending invocations by caller: always the sum of the
+    /// sessions' pending invocations (an entry left behind would be a leak).
+    pub indexed_calls: usize,
 }
 
 impl ShardReport {
@@ -130,6 +133,7 @@ impl ShardReport {
             realms,
             sessions,
             open_barriers,
+            indexed_calls: 0,
         }
     }
 }
@@ -163,6 +167,13 @@ impl StateReport {
                 out.push(format!(
                     "shard {}: {} barrier(s) still open",
                     shard.shard, shard.open_barriers
+                ));
+            }
+            let pending: usize = shard.sessions.iter().map(|s| s.pending_invocations).sum();
+            if shard.indexed_calls != pending {
+                out.push(format!(
+                    "shard {}: {} pending invocation(s) but {} indexed by caller",
+                    shard.shard, pending, shard.indexed_calls
                 ));
             }
         }
@@ -343,6 +354,7 @@ mod tests {
                 pending_invocations: 0,
             }],
             open_barriers: 0,
+            indexed_calls: 0,
         };
         StateReport {
             authorities: vec![AuthoritySnapshot {
@@ -390,5 +402,9 @@ mod tests {
         let mut r = consistent();
         r.shards[0].open_barriers = 1;
         assert_eq!(r.problems().len(), 1);
+
+        let mut r = consistent();
+        r.shards[1].indexed_calls = 1;
+        assert_eq!(r.problems().len(), 1, "{:?}", r.problems());
     }
 }

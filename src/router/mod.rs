@@ -19,6 +19,7 @@ pub mod filter;
 mod handshake;
 pub mod history;
 pub mod ids;
+pub mod inflight;
 pub mod inspect;
 pub mod meta;
 mod metered;
@@ -291,6 +292,8 @@ pub struct Router {
     /// Timeouts of calls whose invocations this shard sent.
     timers: timers::CallTimers,
     routing: routing::RoutingState,
+    /// This shard's pending invocations by caller (CANCEL, a caller's departure).
+    inflight: inflight::CallIndex,
     /// Open progressive calls of this shard's callers.
     streams: progressive::Streams,
     /// EVENTs not delivered to one subscriber because they were too large for it.
@@ -340,6 +343,7 @@ impl Router {
             unconfirmed: AHashMap::new(),
             timers: timers::CallTimers::default(),
             routing: routing::RoutingState::default(),
+            inflight: inflight::CallIndex::default(),
             streams: progressive::Streams::default(),
             skipped_events: Cell::new(0),
             ring_full: false,
@@ -661,7 +665,7 @@ impl Router {
             let deleted = self.drop_registration(realm, sid, held);
             self.meta_unregistered(realm, sid, held.id, deleted);
         }
-        self.fail_invocations(session.invocations.into_values());
+        self.fail_invocations(sid, session.invocations);
         if session.calls_in_flight > 0 {
             self.caller_left(sid);
         }
@@ -1051,6 +1055,7 @@ impl Router {
     pub fn tick(&mut self) {
         self.expire_awaiting();
         self.expire_reroutes();
+        self.inflight.sweep();
         let expired: Vec<u64> = self
             .barriers
             .iter()
@@ -1075,7 +1080,10 @@ impl Router {
 
     /// This shard's routing state, for consistency checks.
     pub fn inspect(&self) -> inspect::ShardReport {
-        inspect::ShardReport::of(self.shard, &self.local, &self.sessions, self.barriers.len())
+        let mut report =
+            inspect::ShardReport::of(self.shard, &self.local, &self.sessions, self.barriers.len());
+        report.indexed_calls = self.inflight.len();
+        report
     }
 }
 

@@ -3,8 +3,8 @@
 //! CALL without `progress` closes it.
 //!
 //! The caller's shard remembers where each open stream goes (only for progressive calls, so plain
-//! calls pay a single emptiness check). The callee's shard finds the invocation of a chunk among the
-//! callee's pending invocations. A chunk for a call that has ended meanwhile is dropped, as the spec's
+//! calls pay a single emptiness check). The callee's shard finds the invocation of a chunk in its
+//! index of pending invocations by caller (`router/inflight.rs`). A chunk for a call that has ended meanwhile is dropped, as the spec's
 //! watermark rule asks: the caller gets that call's one final answer anyway.
 
 use ahash::AHashMap;
@@ -164,11 +164,13 @@ impl Router {
         let Some(callee) = self.sessions.get(&inv.callee) else {
             return;
         };
-        let found = callee
-            .invocations
-            .iter()
-            .find(|(_, p)| p.caller == inv.caller && p.caller_request == inv.caller_request)
-            .map(|(&id, _)| id);
+        let found = self
+            .inflight
+            .find(inv.caller, inv.caller_request)
+            .filter(|slot| {
+                slot.callee == inv.callee && callee.invocations.contains_key(&slot.invocation)
+            })
+            .map(|slot| slot.invocation);
         let Some(request) = found else {
             return;
         };

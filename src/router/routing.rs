@@ -4,11 +4,14 @@
 //! Everything here is reached only by calls that use one of these (an `rkey`, a `least_loaded`
 //! registration, a shared registration with several callees), so a plain call pays nothing for it.
 
+use std::sync::Arc;
+
 use ahash::AHashMap;
 
 use crate::protocol::errors;
 use crate::router::calls::CancelMode;
 use crate::router::dealer::Invoke;
+use crate::router::session::Identity;
 use crate::router::{Router, ShardMsg};
 
 /// What a call carries for the features of this module. The default (all empty) is a plain call;
@@ -26,6 +29,12 @@ pub struct CallRoute {
     /// When (callee shard's clock, ms) the call reached its current callee's shard: a rerouted
     /// call keeps only what is left of its timeout.
     pub reached_ms: u64,
+    /// A callee answered `wamp.error.unavailable`: when no callee is left the caller hears
+    /// `no_available_callee`; a call whose callees all left hears `no_such_procedure`.
+    pub refused: bool,
+    /// The caller, for a callee further on that registered with `disclose_caller`; None when the
+    /// call is disclosed to every callee anyway (`Invoke::disclosed` holds it) or cannot move.
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Hash of an `rkey`. FNV-1a: fixed and seedless, so every shard (and every router run) maps one
@@ -164,10 +173,33 @@ impl Router {
         Box::new(call)
     }
 
-    /// Callee `from` answered `wamp.error.unavailable`: the call goes to the next callee of its
-    /// registration that has not refused it (as this shard's replica knows them), with what is
-    /// left of its timeout; when none is left the caller gets `wamp.error.no_available_callee`.
+    /// Callee `from` answered `wamp.error.unavailable`: the call moves on (see [`Router::move_call`]).
     pub(crate) fn reroute(&mut self, from: u64, mut call: Box<Invoke>) {
+        call.route.refused = true;
+        self.move_call(from, call);
+    }
+
+    /// The callee a call was on its way to left or unregistered before the call reached it. A call
+    /// that may be rerouted moves on to the next callee, as if that callee had never been there;
+    /// any other call ends with `no_such_procedure`.
+    pub(crate) fn callee_gone(&mut self, mut call: Invoke) {
+        if !call.route.reroutable {
+            let text = "the callee left before the call reached it";
+            call.fail(self, errors::NO_SUCH_PROCEDURE, text);
+            return;
+        }
+        // Its clock on this shard starts now (it never was pending here).
+        call.route.reached_ms = self.timers.now_ms();
+        let from = call.callee;
+        self.move_call(from, Box::new(call));
+    }
+
+    /// Moves a call away from callee `from` to the next callee of its registration that it has not
+    /// been to (as this shard's replica knows them), with what is left of its timeout and the
+    /// disclosure that callee asked for. When none is left: `no_available_callee` if a callee
+    /// refused the call (the spec's failure scenario), else `no_such_procedure` (every callee it
+    /// went to left: the procedure has none).
+    pub(crate) fn move_call(&mut self, from: u64, mut call: Box<Invoke>) {
         call.route.tried.push(from);
         if call.timeout_ms > 0 {
             let spent = self.timers.now_ms().saturating_sub(call.route.reached_ms);
@@ -183,11 +215,20 @@ impl Router {
             .and_then(|reg| reg.next_callee(from, &call.route.tried))
             .copied();
         let Some(next) = next else {
-            let text = "every callee of the procedure answered wamp.error.unavailable";
-            call.fail(self, errors::NO_AVAILABLE_CALLEE, text);
+            let (error, text) = if call.route.refused {
+                let text = "every callee of the procedure answered wamp.error.unavailable";
+                (errors::NO_AVAILABLE_CALLEE, text)
+            } else {
+                let text = "every callee of the procedure left before the call reached it";
+                (errors::NO_SUCH_PROCEDURE, text)
+            };
+            call.fail(self, error, text);
             return;
         };
         call.callee = next.session;
+        if let Some(who) = &call.route.identity {
+            call.disclosed = next.disclose_caller.then(|| (call.caller, who.clone()));
+        }
         if next.shard == self.shard {
             self.on_invoke(*call);
             return;

@@ -252,3 +252,187 @@ fn published_waits_until_every_subscribers_shard_has_queued_the_event() {
         Some(ShardMsg::Event { token: 0, .. })
     ));
 }
+
+/// A callee of `p` (policy `first`) on shard 1, as shard 1 would announce it after the authority
+/// admitted it.
+fn remote_callee(h: &mut Harness, session: u64, disclose_caller: bool) {
+    use crate::protocol::uri::MatchPolicy;
+    use crate::router::authority::InvokePolicy;
+    let joined = h
+        .router
+        .realms
+        .authority(0)
+        .register(MatchPolicy::Exact, "p", 1, session, InvokePolicy::First)
+        .expect("admitted");
+    h.router.on_mesh(
+        1,
+        ShardMsg::RegUpdate {
+            realm: 0,
+            grant: joined.grant,
+            policy: MatchPolicy::Exact,
+            uri: Arc::from("p"),
+            callee: Some(session),
+            session,
+            order: joined.order,
+            invoke: InvokePolicy::First,
+            disclose_caller,
+            token: 0,
+        },
+    );
+}
+
+/// Callee `session` of shard 1 left: shard 1 tells shard 0.
+fn remote_callee_left(h: &mut Harness, registration: u64, session: u64) {
+    use crate::protocol::uri::MatchPolicy;
+    use crate::router::authority::{Grant, InvokePolicy};
+    h.router.on_mesh(
+        1,
+        ShardMsg::RegUpdate {
+            realm: 0,
+            grant: Grant {
+                id: registration,
+                rev: 0,
+            },
+            policy: MatchPolicy::Exact,
+            uri: Arc::from("p"),
+            callee: None,
+            session,
+            order: 0,
+            invoke: InvokePolicy::Single,
+            disclose_caller: false,
+            token: 0,
+        },
+    );
+}
+
+/// Callee A (shard 1) refused caller 42's call; shard 1 moved it to callee B (here), which left
+/// while the call was on its way.
+fn moved_call(registration: u64, b: u64, refused: bool) -> crate::router::dealer::Invoke {
+    let who = Arc::new(crate::router::session::Identity::anonymous(42, "anonymous"));
+    crate::router::dealer::Invoke {
+        realm: 0,
+        registration,
+        callee: b,
+        caller_shard: 1,
+        caller: 42,
+        caller_request: 7,
+        caller_enc: ENC,
+        caller_max_frame: 1 << 20,
+        procedure: None,
+        ser: Serializer::Json,
+        payload: Default::default(),
+        receive_progress: false,
+        timeout_ms: 0,
+        disclosed: None,
+        progress: false,
+        route: crate::router::routing::CallRoute {
+            reroutable: true,
+            tried: vec![1001],
+            refused,
+            identity: Some(who),
+            ..Default::default()
+        },
+        continuation: false,
+        caller_ppt: false,
+    }
+}
+
+/// The error URI of a frame shard 0 sent as a call's final answer.
+fn answer_error(msgs: Vec<ShardMsg>) -> String {
+    let frames: Vec<Bytes> = msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            ShardMsg::Answer {
+                session: 42,
+                frame: Some(f),
+            } => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1, "exactly one answer");
+    match Message::parse(Serializer::Json, &frames[0][4..]).expect("valid") {
+        Message::Error { error, .. } => error.into_owned(),
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
+
+/// The race of a moved call and its next callee's departure, in the exact order that an
+/// end-to-end test can only hope for: the call moves on to the callee after (C, on shard 1, which
+/// asked for disclosure and so gets the caller), shard 0 remembers where it sent it (a CANCEL that
+/// overtook the call follows it), and with no callee left the caller hears `no_available_callee`
+/// when a callee refused the call, `no_such_procedure` when every callee it went to left.
+#[test]
+fn a_call_moved_to_a_callee_that_left_moves_on() {
+    let mut h = Harness::new(Limits::default());
+    remote_callee(&mut h, 1001, false); // A
+    let mut b = h.join();
+    h.send(&mut b, br#"[64,1,{"invoke":"first"},"p"]"#);
+    let token = h.pending_token();
+    h.router.on_mesh(1, ShardMsg::Ack { token });
+    assert_eq!(codes_of(&b), vec![codes::REGISTERED]);
+    let registration = h.router.local[0].dealer.route("p").expect("registered").id;
+    remote_callee(&mut h, 1003, true); // C, disclose_caller
+    let b_sid = b.peer.id.get();
+    h.router.on_disconnect(&mut b);
+    h.sent_to_other_shard();
+
+    h.router.on_mesh(
+        1,
+        ShardMsg::Invoke(Box::new(moved_call(registration, b_sid, true))),
+    );
+    let sent = h.sent_to_other_shard();
+    let moved: Vec<&crate::router::dealer::Invoke> = sent
+        .iter()
+        .filter_map(|m| match m {
+            ShardMsg::Invoke(inv) => Some(&**inv),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved.len(), 1, "moved on, not answered");
+    assert_eq!(moved[0].callee, 1003);
+    assert_eq!(moved[0].route.tried, vec![1001, b_sid]);
+    let disclosed = moved[0]
+        .disclosed
+        .as_ref()
+        .map(|(sid, who)| (*sid, who.authid.to_string()));
+    assert_eq!(disclosed, Some((42, "anonymous-42".to_string())));
+    h.router.on_mesh(
+        1,
+        ShardMsg::Cancel {
+            caller: 42,
+            request: 7,
+            mode: crate::router::calls::CancelMode::KillNoWait,
+        },
+    );
+    let forwarded = h.sent_to_other_shard();
+    assert!(
+        matches!(
+            forwarded.as_slice(),
+            [ShardMsg::Cancel {
+                caller: 42,
+                request: 7,
+                ..
+            }]
+        ),
+        "the CANCEL follows the moved call"
+    );
+
+    remote_callee_left(&mut h, registration, 1003);
+    h.router.on_mesh(
+        1,
+        ShardMsg::Invoke(Box::new(moved_call(registration, b_sid, true))),
+    );
+    assert_eq!(
+        answer_error(h.sent_to_other_shard()),
+        crate::protocol::errors::NO_AVAILABLE_CALLEE
+    );
+    remote_callee_left(&mut h, registration, 1001);
+    h.router.on_mesh(
+        1,
+        ShardMsg::Invoke(Box::new(moved_call(registration, b_sid, false))),
+    );
+    assert_eq!(
+        answer_error(h.sent_to_other_shard()),
+        crate::protocol::errors::NO_SUCH_PROCEDURE
+    );
+}
