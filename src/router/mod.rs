@@ -676,6 +676,7 @@ impl Router {
 
     /// Checks and records the session-scope request id `id` (1, 2, 3 ... wrapping to 1 after 2^53, as
     /// the spec requires of clients), unless the router was told to be lenient.
+    #[inline]
     fn next_request_in_sequence(&mut self, sid: u64, id: u64) -> bool {
         let strict = self.limits.strict_request_ids;
         let Some(session) = self.sessions.get_mut(&sid) else {
