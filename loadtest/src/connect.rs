@@ -44,7 +44,7 @@ impl Shared {
 }
 
 pub fn main(a: ConnectArgs) -> i32 {
-    let target = match Target::parse(&a.common.url) {
+    let target = match a.common.target() {
         Ok(t) => t,
         Err(e) => {
             eprintln!("wampload: {e}");

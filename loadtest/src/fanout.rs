@@ -48,7 +48,7 @@ pub struct Cfg {
 
 impl Cfg {
     pub fn from_args(a: &FanoutArgs) -> Result<Cfg, String> {
-        let target = Target::parse(&a.common.url)?;
+        let target = a.common.target()?;
         if a.publishers == 0 || a.subscribers == 0 || a.topics == 0 {
             return Err("--publishers, --subscribers and --topics must be > 0".into());
         }

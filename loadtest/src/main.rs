@@ -13,6 +13,7 @@ mod seq;
 mod session;
 mod stats;
 mod sweep;
+mod tls;
 mod url;
 mod util;
 
@@ -101,9 +102,17 @@ impl SerArg {
 
 #[derive(Args, Clone, Debug)]
 pub struct Common {
-    /// Router address: ws://host:port/path, rs://host:port or unix:///path.
+    /// Router address: ws://host:port/path, rs://host:port, unix:///path, or over TLS
+    /// wss://host:port/path, rss://host:port (also rs+tls://).
     #[arg(long)]
     pub url: String,
+    /// TLS: trust the certificates in this PEM file (the CA that signed the router's).
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// TLS: accept any server certificate. For benchmarks against a throwaway certificate only:
+    /// the connection is encrypted but the server is not authenticated.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
     /// WAMP serializer.
     #[arg(long, value_enum, default_value = "json")]
     pub serializer: SerArg,
@@ -119,6 +128,16 @@ pub struct Common {
 }
 
 impl Common {
+    /// The router to load, with its TLS settings when the URL asks for TLS.
+    pub fn target(&self) -> Result<url::Target, String> {
+        let trust = match (&self.ca, self.insecure) {
+            (Some(ca), _) => tls::Trust::Ca(ca.clone()),
+            (None, true) => tls::Trust::Insecure,
+            (None, false) => tls::Trust::Unset,
+        };
+        url::Target::parse_with(&self.url, &trust)
+    }
+
     pub fn threads(&self) -> usize {
         self.threads
             .unwrap_or_else(|| {

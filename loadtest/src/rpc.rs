@@ -45,7 +45,7 @@ pub struct Cfg {
 
 impl Cfg {
     pub fn from_args(a: &RpcArgs) -> Result<Cfg, String> {
-        let target = Target::parse(&a.common.url)?;
+        let target = a.common.target()?;
         if a.callers == 0 || a.callees == 0 || a.inflight == 0 {
             return Err("--callers, --callees and --inflight must be > 0".into());
         }
