@@ -125,6 +125,11 @@ pub struct Common {
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<String>,
+    /// Router process (same machine): its CPU time over the measured phase is reported per
+    /// delivery or call, a figure less disturbed by a busy machine than a rate; connect also reads
+    /// its VmRSS before and after opening the sessions.
+    #[arg(long)]
+    pub router_pid: Option<u32>,
 }
 
 impl Common {
@@ -263,9 +268,6 @@ pub struct ConnectArgs {
     /// Seconds to hold the sessions idle once all are open.
     #[arg(long, default_value_t = 5.0)]
     pub hold: f64,
-    /// Router process: its VmRSS is read before and after opening the sessions.
-    #[arg(long)]
-    pub router_pid: Option<u32>,
 }
 
 #[derive(Args, Clone, Debug)]

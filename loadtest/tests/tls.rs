@@ -60,6 +60,7 @@ fn fanout_and_rpc_over_tls() {
         "tls",
     );
     let ca_file = ca.path("ca.crt");
+    let pid = router.0.id().to_string();
     let rss = format!("rss://{addr}");
     let wss = format!("wss://{addr}/ws");
 
@@ -79,6 +80,8 @@ fn fanout_and_rpc_over_tls() {
             "64",
             "--duration",
             "1",
+            "--router-pid",
+            &pid,
         ],
     );
     assert_eq!(code, 0, "{f}");
@@ -86,6 +89,11 @@ fn fanout_and_rpc_over_tls() {
     assert_eq!(f["lost"], 0, "{f}");
     assert!(f["delivered"].as_u64().unwrap() > 0, "{f}");
     assert_eq!(f["delivered"], f["expected"], "{f}");
+    // The router worked for it: its CPU time is read from /proc and shared out per delivery.
+    assert!(
+        f["router_cpu_us_per_delivery"].as_f64().unwrap() > 0.0,
+        "{f}"
+    );
 
     let (code, r) = wampload(
         "rpc",
