@@ -32,6 +32,7 @@
 #                        wampd, wampd-rules, …); the table shows medians, results go to NAME/roundK/
 #   CONNECT [1]          also run the connect scenario (0 to skip)
 #   NAME [compare-latest]  results go to loadtest/results/NAME.md and loadtest/results/NAME/
+#   REPORT_ONLY [0]      1: run nothing, print the table again from NAME's results (same ONLY, ROUNDS)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,9 +52,10 @@ ONLY="${ONLY:-wampd wampd2 wampd-rules wampd-tls crossbar}"
 ROUNDS="${ROUNDS:-1}"
 CONNECT="${CONNECT:-1}"
 NAME="${NAME:-compare-latest}"
+REPORT_ONLY="${REPORT_ONLY:-0}"
 out="$here/results/$NAME"
 mkdir -p "$out"
-rm -rf "$out"/round[0-9]*
+if [[ "$REPORT_ONLY" != 1 ]]; then rm -rf "$out"/round[0-9]*; fi
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/wampd-compare.XXXXXX")"
 
 router_pgid=""
@@ -77,7 +79,8 @@ trap 'exit 130' INT TERM
 
 log() { echo "compare: $*" >&2; }
 
-if [[ " $ONLY " == *" crossbar "* ]]; then
+if [[ "$REPORT_ONLY" == 1 ]]; then ONLY_RUN=""; else ONLY_RUN="$ONLY"; fi
+if [[ " $ONLY_RUN " == *" crossbar "* ]]; then
     log "installing Crossbar.io (if needed)"
     "$cbdir/setup.sh" >&2
 fi
@@ -93,13 +96,15 @@ make_certs() {
     openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
         -days 2 -extfile "$d/san.ext" -out "$d/server.crt" 2>/dev/null
 }
-if [[ " $ONLY " == *" wampd-tls "* ]]; then
+if [[ " $ONLY_RUN " == *" wampd-tls "* ]]; then
     log "making a CA and a server certificate in $tmp/tls"
     make_certs
 fi
 
-log "building wampd and wampload (release)"
-(cd "$root" && cargo build --release -p wampd -p wampload >&2)
+if [[ -n "$ONLY_RUN" ]]; then
+    log "building wampd and wampload (release)"
+    (cd "$root" && cargo build --release -p wampd -p wampload >&2)
+fi
 wampd="$CARGO_TARGET_DIR/release/wampd"
 load="$CARGO_TARGET_DIR/release/wampload"
 
@@ -211,9 +216,9 @@ run_connect() {
     cleanup
 }
 
-load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n "$ONLY_RUN" ]]; then cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-before"; fi
 for round in $(seq "$ROUNDS"); do
-    for r in $ONLY; do
+    for r in $ONLY_RUN; do
         if [[ "$ROUNDS" == 1 ]]; then
             run_router "$r" "$out"
         else
@@ -222,7 +227,9 @@ for round in $(seq "$ROUNDS"); do
         fi
     done
 done
-load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n "$ONLY_RUN" ]]; then cut -d' ' -f1-3 /proc/loadavg >"$out/loadavg-after"; fi
+load_before="$(cat "$out/loadavg-before" 2>/dev/null || echo unknown)"
+load_after="$(cat "$out/loadavg-after" 2>/dev/null || echo unknown)"
 
 python3 - "$out" "$P99_US" "$DURATION" "$ROUTER_CPU" "$ROUTER_CPUS2" "$LOAD_CPU" "$ONLY" "$ROUNDS" \
     "$load_before" "$load_after" <<'PY' | tee "$here/results/$NAME.md"
@@ -253,7 +260,7 @@ def fmt(v, unit=""):
     if v is None:
         return "–"
     if isinstance(v, float):
-        v = round(v, 1) if v < 100 else round(v)
+        v = round(v, 3) if v < 10 else round(v, 1) if v < 100 else round(v)
     return f"{v:,}".replace(",", " ") + unit
 rows = [
     ("fanout 1→1000, 1 topic, 64 B, rs msgpack: deliveries/s", "fanout-rs", ("deliveries_per_sec",), True),
@@ -274,11 +281,14 @@ rows = [
 labels = {"wampd": "wampd 1 shard", "wampd2": "wampd 2 shards", "wampd-rules": "wampd 1 shard, 20 rules",
           "wampd-tls": "wampd 1 shard, TLS", "crossbar": "Crossbar"}
 cols = [r for r in labels if r in ran]
+# The runs' own duration (REPORT_ONLY may be called without DURATION).
+dur = next((f"{d:g}" for d in (get(c, n, "duration") for c in cols for n in ("fanout-rs", "rpc"))
+            if isinstance(d, (int, float))), dur)
 median = f"medians of {rounds} alternated rounds, " if rounds > 1 else ""
 print(f"Results of `loadtest/compare.sh` ({datetime.date.today()}, {median}{dur} s runs; wampload `--threads 1` on core {load_cpu}; "
       f"wampd 1 shard on core {cpu1}, wampd 2 shards on core(s) {cpus2}, Crossbar on core {cpu1}; "
       f"load average before {load0}, after {load1}). "
-      "In brackets: the ratio to wampd 1 shard.\n")
+      "In brackets: the ratio to wampd 1 shard. wampd 1 shard, TLS runs every scenario over rss:// and wss://.\n")
 def cell(router, name, path, higher):
     v = get(router, name, *path)
     base = get("wampd", name, *path)
@@ -290,6 +300,8 @@ extra = "wampd" in ran and "crossbar" in ran
 print("| scenario | " + " | ".join(labels[c] for c in cols) + (" | ratio wampd 1 shard/Crossbar |" if extra else " |"))
 print("|---|" + "---:|" * (len(cols) + extra))
 for label, name, path, higher in rows:
+    if all(get(c, name, *path) is None for c in cols):
+        continue  # a scenario not run this time (SWEEP=0, CONNECT=0)
     cells = [cell(c, name, path, higher) for c in cols]
     if extra:
         a, b = get("wampd", name, *path), get("crossbar", name, *path)
