@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::net::{LoggedRouter, TestCa};
+use common::ca::TestCa;
+use common::net::LoggedRouter;
 
 #[test]
 fn autobahn_python_over_tls_and_a_parsed_metrics_scrape() {

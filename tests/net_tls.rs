@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::net::{http_get, tls_connect, LoggedRouter, RsSession, TestCa};
+use common::ca::TestCa;
+use common::net::{http_get, tls_connect, LoggedRouter, RsSession};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message as WsMessage;
 use wampd::protocol::{Message, Serializer, Val};

@@ -44,7 +44,7 @@ impl Shared {
 }
 
 pub fn main(a: ConnectArgs) -> i32 {
-    let target = match Target::parse(&a.common.url) {
+    let target = match a.common.target() {
         Ok(t) => t,
         Err(e) => {
             eprintln!("wampload: {e}");
@@ -77,8 +77,8 @@ pub fn main(a: ConnectArgs) -> i32 {
         last_established: AtomicU64::new(0),
         error_samples: Mutex::new(Vec::new()),
     });
-    let rss_before = a.router_pid.and_then(util::rss_kib);
-    let cpu_before = a.router_pid.and_then(util::proc_cpu_secs);
+    let rss_before = a.common.router_pid.and_then(util::rss_kib);
+    let cpu_before = a.common.router_pid.and_then(util::proc_cpu_secs);
     let sh2 = sh.clone();
     let handles = util::spawn_runtimes(threads, move |tid| thread_main(tid, sh2.clone()));
     let start = now_ns() + 20_000_000;
@@ -114,13 +114,13 @@ pub fn main(a: ConnectArgs) -> i32 {
     let sessions_per_sec = established as f64 / ((last - start) as f64 / 1e9);
     // Let the router settle before reading its memory.
     std::thread::sleep(Duration::from_millis(500));
-    let rss_after = a.router_pid.and_then(util::rss_kib);
-    let cpu_after = a.router_pid.and_then(util::proc_cpu_secs);
+    let rss_after = a.common.router_pid.and_then(util::rss_kib);
+    let cpu_after = a.common.router_pid.and_then(util::proc_cpu_secs);
     let hold_until = opened_at + (a.hold * 1e9) as u64;
     while now_ns() < hold_until {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let rss_held = a.router_pid.and_then(util::rss_kib);
+    let rss_held = a.common.router_pid.and_then(util::rss_kib);
     let closed_early = sh.closed_early.load(Acquire);
     sh.stop.store(true, Release);
     let mut lat = Lat::default();
@@ -161,7 +161,7 @@ pub fn main(a: ConnectArgs) -> i32 {
         "hold": a.hold,
         "threads": threads,
         "driver": util::DRIVER.get().cloned().unwrap_or_default(),
-        "router_pid": a.router_pid,
+        "router_pid": a.common.router_pid,
         "sessions_per_sec": sessions_per_sec.round(),
         "established": established,
         "failed": failed,

@@ -27,6 +27,8 @@ const BATCH: u64 = 512;
 
 pub struct Cfg {
     pub target: Target,
+    /// Router process whose CPU time is measured.
+    pub router_pid: Option<u32>,
     pub ser: Serializer,
     pub realm: String,
     pub threads: usize,
@@ -48,7 +50,7 @@ pub struct Cfg {
 
 impl Cfg {
     pub fn from_args(a: &FanoutArgs) -> Result<Cfg, String> {
-        let target = Target::parse(&a.common.url)?;
+        let target = a.common.target()?;
         if a.publishers == 0 || a.subscribers == 0 || a.topics == 0 {
             return Err("--publishers, --subscribers and --topics must be > 0".into());
         }
@@ -56,6 +58,7 @@ impl Cfg {
         let ser = a.common.serializer.ser();
         Ok(Cfg {
             target,
+            router_pid: a.common.router_pid,
             ser,
             realm: a.common.realm.clone(),
             threads: a.common.threads(),
@@ -357,6 +360,7 @@ pub fn run(cfg: Cfg) -> Outcome {
     sh.last_delivery.set_all(start);
     sh.go.store(true, Release);
     let cpu_start = util::process_cpu_secs();
+    let router_cpu = util::RouterCpu::start(cfg.router_pid);
 
     // Publish phase, then drain until quiet / complete / capped.
     let mut last_print = start;
@@ -402,6 +406,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         }
     }
     let drain_end = now_ns();
+    let router_spent = router_cpu.stop();
     sh.stop.store(true, Release);
     let hard = std::time::Instant::now() + Duration::from_secs(20);
     let mut outs = Vec::new();
@@ -507,6 +512,12 @@ pub fn run(cfg: Cfg) -> Outcome {
         "error_samples": errs,
     });
     let mut json = json;
+    util::RouterCpu::report(
+        router_spent,
+        delivered,
+        "router_cpu_us_per_delivery",
+        &mut json,
+    );
     json["publish_options"] = cfg
         .publish_options
         .iter()

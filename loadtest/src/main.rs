@@ -13,6 +13,7 @@ mod seq;
 mod session;
 mod stats;
 mod sweep;
+mod tls;
 mod url;
 mod util;
 
@@ -101,9 +102,17 @@ impl SerArg {
 
 #[derive(Args, Clone, Debug)]
 pub struct Common {
-    /// Router address: ws://host:port/path, rs://host:port or unix:///path.
+    /// Router address: ws://host:port/path, rs://host:port, unix:///path, or over TLS
+    /// wss://host:port/path, rss://host:port (also rs+tls://).
     #[arg(long)]
     pub url: String,
+    /// TLS: trust the certificates in this PEM file (the CA that signed the router's).
+    #[arg(long)]
+    pub ca: Option<String>,
+    /// TLS: accept any server certificate. For benchmarks against a throwaway certificate only:
+    /// the connection is encrypted but the server is not authenticated.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
     /// WAMP serializer.
     #[arg(long, value_enum, default_value = "json")]
     pub serializer: SerArg,
@@ -116,9 +125,24 @@ pub struct Common {
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<String>,
+    /// Router process (same machine): its CPU time over the measured phase is reported per
+    /// delivery or call, a figure less disturbed by a busy machine than a rate; connect also reads
+    /// its VmRSS before and after opening the sessions.
+    #[arg(long)]
+    pub router_pid: Option<u32>,
 }
 
 impl Common {
+    /// The router to load, with its TLS settings when the URL asks for TLS.
+    pub fn target(&self) -> Result<url::Target, String> {
+        let trust = match (&self.ca, self.insecure) {
+            (Some(ca), _) => tls::Trust::Ca(ca.clone()),
+            (None, true) => tls::Trust::Insecure,
+            (None, false) => tls::Trust::Unset,
+        };
+        url::Target::parse_with(&self.url, &trust)
+    }
+
     pub fn threads(&self) -> usize {
         self.threads
             .unwrap_or_else(|| {
@@ -244,9 +268,6 @@ pub struct ConnectArgs {
     /// Seconds to hold the sessions idle once all are open.
     #[arg(long, default_value_t = 5.0)]
     pub hold: f64,
-    /// Router process: its VmRSS is read before and after opening the sessions.
-    #[arg(long)]
-    pub router_pid: Option<u32>,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -23,6 +23,8 @@ const PROC: &str = "wampload.rpc.echo";
 
 pub struct Cfg {
     pub target: Target,
+    /// Router process whose CPU time is measured.
+    pub router_pid: Option<u32>,
     pub ser: Serializer,
     pub realm: String,
     pub threads: usize,
@@ -45,7 +47,7 @@ pub struct Cfg {
 
 impl Cfg {
     pub fn from_args(a: &RpcArgs) -> Result<Cfg, String> {
-        let target = Target::parse(&a.common.url)?;
+        let target = a.common.target()?;
         if a.callers == 0 || a.callees == 0 || a.inflight == 0 {
             return Err("--callers, --callees and --inflight must be > 0".into());
         }
@@ -53,6 +55,7 @@ impl Cfg {
         let ser = a.common.serializer.ser();
         Ok(Cfg {
             target,
+            router_pid: a.common.router_pid,
             ser,
             realm: a.common.realm.clone(),
             threads: a.common.threads(),
@@ -211,6 +214,7 @@ pub fn run(cfg: Cfg) -> Outcome {
     sh.last_result.store(start, Release);
     sh.go.store(true, Release);
     let cpu_start = util::process_cpu_secs();
+    let router_cpu = util::RouterCpu::start(cfg.router_pid);
     let mut last_print = start;
     let mut last_done = 0u64;
     let mut callers_done_at: Option<u64> = None;
@@ -252,6 +256,7 @@ pub fn run(cfg: Cfg) -> Outcome {
         }
     }
     let drain_end = now_ns();
+    let router_spent = router_cpu.stop();
     sh.stop.store(true, Release);
     let hard = std::time::Instant::now() + Duration::from_secs(20);
     let mut lat = Lat::default();
@@ -344,6 +349,7 @@ pub fn run(cfg: Cfg) -> Outcome {
     // Added apart: one json! with every field exceeds the macro's recursion limit.
     let served: Vec<u64> = sh.served.iter().map(|n| n.load(Relaxed)).collect();
     json["rkeys"] = json!(cfg.rkeys);
+    util::RouterCpu::report(router_spent, completed, "router_cpu_us_per_call", &mut json);
     json["served_per_callee"] = json!(served);
     let mut summary = format!(
         "rpc {} {}: {} callers × {} → {} callee(s) [{}], ~{} B calls, {} for {} s, {} thread(s)\n",

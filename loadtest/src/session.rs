@@ -1,4 +1,4 @@
-//! One WAMP session over WebSocket or RawSocket (TCP or Unix): connect,
+//! One WAMP session over WebSocket or RawSocket (TCP, TLS or Unix): connect,
 //! transport handshake, HELLO/WELCOME, then framed messages.
 //!
 //! Writes go through an [`Outbox`]: every frame queued during one turn of the
@@ -16,6 +16,7 @@ use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
 use monoio::net::{TcpStream, UnixStream};
+use wampd::link::tls::{TlsRead, TlsWrite};
 use wampd::protocol::{Message, Serializer, Val};
 use wampd::transport::{rawsocket, websocket};
 
@@ -30,11 +31,13 @@ const READ_MAX: usize = 256 * 1024;
 enum Rd {
     Tcp(OwnedReadHalf<TcpStream>),
     Unix(OwnedReadHalf<UnixStream>),
+    Tls(TlsRead<OwnedReadHalf<TcpStream>>),
 }
 
 enum Wr {
     Tcp(OwnedWriteHalf<TcpStream>),
     Unix(OwnedWriteHalf<UnixStream>),
+    Tls(TlsWrite<OwnedWriteHalf<TcpStream>>),
 }
 
 impl Rd {
@@ -50,6 +53,7 @@ impl Rd {
         let (res, slice) = match self {
             Rd::Tcp(r) => r.read(slice).await,
             Rd::Unix(r) => r.read(slice).await,
+            Rd::Tls(r) => r.read(slice).await,
         };
         (res, slice.into_inner())
     }
@@ -60,12 +64,14 @@ impl Wr {
         match self {
             Wr::Tcp(w) => w.write_all(buf).await,
             Wr::Unix(w) => w.write_all(buf).await,
+            Wr::Tls(w) => w.write_all(buf).await,
         }
     }
     async fn shutdown(&mut self) {
         let _ = match self {
             Wr::Tcp(w) => w.shutdown().await,
             Wr::Unix(w) => w.shutdown().await,
+            Wr::Tls(w) => w.shutdown().await,
         };
     }
 }
@@ -290,10 +296,15 @@ async fn join_inner(
         fd,
         armed: true,
     };
+    if let Some(tls) = target.tls() {
+        (rd, wr) = tls_handshake(rd, wr, tls).await?;
+    }
     let mut buf = BytesMut::with_capacity(4096);
     let framing;
     match target {
-        Target::Ws { host, port, path } => {
+        Target::Ws {
+            host, port, path, ..
+        } => {
             framing = Framing::Ws;
             let key = websocket::new_client_key();
             let hostport = format!("{host}:{port}");
@@ -401,6 +412,18 @@ async fn join_inner(
         ))),
         Err(e) => Err(JoinError::Refused(format!("bad WELCOME: {e}"))),
     }
+}
+
+/// Puts TLS between the TCP halves and the WAMP transport.
+async fn tls_handshake(rd: Rd, wr: Wr, tls: &crate::tls::Tls) -> Result<(Rd, Wr), JoinError> {
+    let (Rd::Tcp(r), Wr::Tcp(w)) = (rd, wr) else {
+        return Err(io_err("TLS needs a TCP connection"));
+    };
+    let conn = tls.connection().map_err(io_err)?;
+    let (r, w) = wampd::link::tls::connect(r, w, conn)
+        .await
+        .map_err(|e| io_err(format!("TLS handshake: {e}")))?;
+    Ok((Rd::Tls(r), Wr::Tls(w)))
 }
 
 struct FdGuard {

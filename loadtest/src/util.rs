@@ -381,6 +381,41 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) / hz.max(1.0))
 }
 
+/// The router's CPU time over a phase of a run (nothing without `--router-pid`).
+pub struct RouterCpu {
+    pid: Option<u32>,
+    start: Option<f64>,
+}
+
+impl RouterCpu {
+    pub fn start(pid: Option<u32>) -> RouterCpu {
+        RouterCpu {
+            pid,
+            start: pid.and_then(proc_cpu_secs),
+        }
+    }
+
+    /// CPU seconds since `start`, read at the end of the phase (before sessions close).
+    pub fn stop(&self) -> Option<f64> {
+        Some(self.pid.and_then(proc_cpu_secs)? - self.start?)
+    }
+
+    /// Adds the CPU seconds and the µs of them per unit of work to a result (null if unknown).
+    pub fn report(
+        spent: Option<f64>,
+        units: u64,
+        per_unit_key: &str,
+        json: &mut serde_json::Value,
+    ) {
+        let round = |v: f64, k: f64| (v * k).round() / k;
+        json["router_cpu_secs"] = spent.map(|s| round(s, 100.0)).into();
+        json[per_unit_key] = spent
+            .filter(|_| units > 0)
+            .map(|s| round(s * 1e6 / units as f64, 1000.0))
+            .into();
+    }
+}
+
 /// A counter on its own cache line, so that threads updating neighbours do not contend.
 #[repr(align(128))]
 #[derive(Default)]

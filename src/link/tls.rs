@@ -1,4 +1,5 @@
-//! TLS on a connection: the server side of rustls over monoio's owned-buffer IO.
+//! TLS on a connection: rustls over monoio's owned-buffer IO. The router accepts with it; the
+//! load generator connects with the same halves, so both ends of a TLS benchmark run one code path.
 //!
 //! A connection is a reader task and a writer task (see [`crate::link`]), so the TLS state is shared
 //! by a read half and a write half on one thread. Neither half holds the state across an await: the
@@ -19,7 +20,7 @@ use monoio::BufResult;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use crate::config::TlsFiles;
 use crate::transport::TlsInfo;
@@ -107,7 +108,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-type Session = Rc<RefCell<ServerConnection>>;
+type Session = Rc<RefCell<Connection>>;
 
 /// The reading half of a TLS connection: yields plaintext.
 pub struct TlsRead<R> {
@@ -266,9 +267,29 @@ pub async fn accept<R: AsyncReadRent, W: AsyncWriteRent>(
     first: BytesMut,
     config: Arc<ServerConfig>,
 ) -> io::Result<(TlsRead<R>, TlsWrite<W>, TlsInfo)> {
-    let conn = Rc::new(RefCell::new(
-        ServerConnection::new(config).map_err(tls_error)?,
-    ));
+    let conn = ServerConnection::new(config).map_err(tls_error)?;
+    let (rd, wr) = handshake(rd, wr, first, conn.into()).await?;
+    let info = established(&rd.conn.borrow());
+    Ok((rd, wr, info))
+}
+
+/// Runs the client handshake of `conn` over `rd`/`wr` (nothing read yet).
+pub async fn connect<R: AsyncReadRent, W: AsyncWriteRent>(
+    rd: R,
+    wr: W,
+    conn: ClientConnection,
+) -> io::Result<(TlsRead<R>, TlsWrite<W>)> {
+    handshake(rd, wr, BytesMut::new(), conn.into()).await
+}
+
+/// Drives either side's handshake to its end; the halves then share the connection.
+async fn handshake<R: AsyncReadRent, W: AsyncWriteRent>(
+    rd: R,
+    wr: W,
+    first: BytesMut,
+    conn: Connection,
+) -> io::Result<(TlsRead<R>, TlsWrite<W>)> {
+    let conn = Rc::new(RefCell::new(conn));
     let mut rd = TlsRead {
         io: rd,
         conn: conn.clone(),
@@ -297,12 +318,11 @@ pub async fn accept<R: AsyncReadRent, W: AsyncWriteRent>(
         }
     }
     wr.drain().await?;
-    let info = established(&conn.borrow());
-    Ok((rd, wr, info))
+    Ok((rd, wr))
 }
 
 /// What a finished handshake tells about the client.
-fn established(conn: &ServerConnection) -> TlsInfo {
+fn established(conn: &Connection) -> TlsInfo {
     let cert = conn.peer_certificates().and_then(|c| c.first());
     TlsInfo {
         client_cn: cert.and_then(|c| common_name(c)),

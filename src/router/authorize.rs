@@ -155,6 +155,9 @@ pub struct Rules {
     realms: Vec<Option<RealmRules>>,
     /// Some realm has rules (otherwise nothing needs deciding).
     any: bool,
+    /// Some permission says `disclose`: without one, no call or publication needs a second look
+    /// at the rules (a role lookup and a trie search per message saved).
+    discloses: bool,
 }
 
 impl Rules {
@@ -171,7 +174,17 @@ impl Rules {
             })
             .collect();
         let any = realms.iter().any(Option::is_some);
-        Rules { realms, any }
+        let discloses = realms.iter().flatten().any(|r| {
+            r.spec
+                .role
+                .iter()
+                .any(|role| role.permission.iter().any(|p| !p.disclose.is_empty()))
+        });
+        Rules {
+            realms,
+            any,
+            discloses,
+        }
     }
 
     /// Every realm open (no configured rules).
@@ -216,10 +229,10 @@ impl Rules {
     }
 
     /// True if the router must disclose the sender of `action` (call, publish) on `uri` by a
-    /// session of `role` in `realm`, asked or not. One flag test when no realm has rules.
+    /// session of `role` in `realm`, asked or not. One flag test when no permission discloses.
     #[inline]
     pub fn forces_disclosure(&self, realm: usize, role: &str, action: Action, uri: &str) -> bool {
-        self.any && self.disclosure(realm, role, action, uri) == Disclosure::Forced
+        self.discloses && self.disclosure(realm, role, action, uri) == Disclosure::Forced
     }
 
     /// The role an anonymous session of realm `realm` gets.
@@ -408,6 +421,20 @@ mod tests {
         assert_eq!(r.disclosure(0, "a", Publish, "com.pub"), Disclosure::Forced);
         assert_eq!(r.disclosure(0, "a", Call, "com.pub"), Disclosure::OnRequest);
         assert_eq!(r.disclosure(1, "a", Call, "com.x"), Disclosure::OnRequest);
+    }
+
+    #[test]
+    fn forced_disclosure_needs_a_disclosing_permission() {
+        let r = rules(vec![
+            perm("com.", Prefix, &[Call], &[Disclose::Caller]),
+            perm("org.", Prefix, &[Call, Publish], &[]),
+        ]);
+        assert!(r.forces_disclosure(0, "a", Call, "com.x"));
+        assert!(!r.forces_disclosure(0, "a", Call, "org.x"));
+        // The same grants without any `disclose`: never forced, whatever the URI.
+        let quiet = rules(vec![perm("com.", Prefix, &[Call], &[])]);
+        assert!(!quiet.forces_disclosure(0, "a", Call, "com.x"));
+        assert!(!Rules::open().forces_disclosure(0, "a", Publish, "com.x"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod ca;
 pub mod net;
 
 use std::borrow::Cow;

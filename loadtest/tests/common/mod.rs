@@ -44,6 +44,11 @@ impl Drop for Killed {
 
 /// Starts wampd on a free port with `extra` arguments; returns it and its `host:port`.
 pub fn start_router(bin: &Path, extra: &[&str]) -> (Killed, String) {
+    start_router_on(bin, extra, "tcp")
+}
+
+/// As [`start_router`], returning the address the start line gives for `scheme` (`tcp`, `tls`).
+pub fn start_router_on(bin: &Path, extra: &[&str], scheme: &str) -> (Killed, String) {
     let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
         .args(extra)
@@ -63,10 +68,10 @@ pub fn start_router(bin: &Path, extra: &[&str]) -> (Killed, String) {
         .recv_timeout(Duration::from_secs(20))
         .expect("wampd start line");
     let addr = line
-        .split("tcp://")
+        .split(&format!("{scheme}://"))
         .nth(1)
         .and_then(|s| s.split(',').next())
-        .expect("address in start line")
+        .unwrap_or_else(|| panic!("no {scheme} address in {line}"))
         .to_string();
     (router, addr)
 }
