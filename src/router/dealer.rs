@@ -590,6 +590,7 @@ impl Router {
         let disclosed = (opts.disclose_me
             || to.disclose_caller
             || self.rules.forces_disclosure(
+                self.authorizer.disclose_now,
                 realm,
                 &session.identity.authrole,
                 crate::config::file::Action::Call,

@@ -1,0 +1,49 @@
+//! autobahn-python as the dynamic authorizer and as the sessions it decides for: a realm without
+//! static permissions, the authorizer registered in realm `auth` on one shard, the asking sessions
+//! on the other; bool and dict answers, the cache proven by the authorizer's own invocation count.
+//! The client is installed by `tests/interop/setup.sh`; a missing client fails the test.
+
+mod common;
+
+use common::authz::{start_with_config, write_config};
+use common::interop::{dir, require, run_script, url};
+
+const CONFIG: &str = r#"
+[[realm]]
+name = "app"
+anonymous_role = "guest"
+  [realm.authorizer]
+  procedure = "com.example.authorize"
+  realm = "auth"
+  timeout = 5000
+[[realm]]
+name = "auth"
+anonymous_role = "trusted"
+  [[realm.role]]
+  name = "trusted"
+    [[realm.role.permission]]
+    uri = ""
+    match = "prefix"
+    allow = ["call", "register", "publish", "subscribe"]
+"#;
+
+#[test]
+fn autobahn_python_authorizer_decides() {
+    let python = dir().join(".venv/bin/python");
+    require(&python);
+    let path = write_config("interop_authorizer.toml", CONFIG);
+    for (ws, ser) in [(false, "msgpack"), (true, "json"), (true, "cbor")] {
+        let router = start_with_config(2, &path);
+        let url = url(&router.addr, ws);
+        let o = run_script(&python, "authorizer_ab.py", &[&url, ser]);
+        let ok_line = format!("OK authorizer {url} {ser}");
+        assert!(
+            o.success() && o.stdout.lines().any(|l| l.trim_end() == ok_line),
+            "FAILED {ok_line} (status {:?})\n--- stdout:\n{}\n--- stderr:\n{}",
+            o.status,
+            o.stdout,
+            o.stderr
+        );
+        println!("{ok_line} ({:.1} s)", o.took.as_secs_f64());
+    }
+}
