@@ -12,6 +12,8 @@ const CONFIG: &str = r#"
 [[realm]]
 name = "app"
 anonymous_role = "guest"
+  [[realm.role]]
+  name = "guest"                # no permissions: the authorizer decides everything
   [realm.authorizer]
   procedure = "com.example.authorize"
   realm = "auth"
