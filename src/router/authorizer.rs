@@ -479,10 +479,7 @@ impl Router {
             info: Default::default(),
             pending: None,
         };
-        loop {
-            let Some(st) = self.authorizer.sessions.get_mut(&sid) else {
-                break;
-            };
+        while let Some(st) = self.authorizer.sessions.get_mut(&sid) {
             let flow = match &st.waiting {
                 Some(w) => match w.decided {
                     None => break, // parked again
