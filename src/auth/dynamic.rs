@@ -12,8 +12,8 @@ use crate::config::file::ProcedureRef;
 use crate::protocol::Val;
 use crate::transport::PeerInfo;
 
-/// How long a login waits for the authenticator's answer.
-pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a login waits for the authenticator's answer unless the config says otherwise.
+pub const ANSWER_TIMEOUT: std::time::Duration = crate::config::file::DEFAULT_ANSWER_TIMEOUT;
 
 /// A call the router must make before it can decide.
 pub struct Ask {
@@ -23,6 +23,8 @@ pub struct Ask {
     /// `[realm, authid, details]`.
     pub args: Val<'static>,
     pub ctx: AskCtx,
+    /// How long the login waits for the answer.
+    pub timeout: std::time::Duration,
 }
 
 /// What the answer is judged against.
@@ -64,6 +66,7 @@ pub(crate) fn ask_ticket(
             authid: authid.to_string(),
             method: super::ticket::METHOD,
         },
+        timeout: target.answer_timeout(),
     }
 }
 

@@ -213,7 +213,26 @@ pub struct TlsPrincipalSpec {
 pub struct ProcedureRef {
     pub procedure: String,
     pub realm: String,
+    /// Milliseconds the router waits for the answer before it refuses (default 10 000): a bound,
+    /// so that a procedure that hangs cannot hold logins or requests forever.
+    #[serde(default)]
+    pub timeout: Option<u64>,
 }
+
+impl ProcedureRef {
+    /// How long the router waits for this procedure's answer.
+    pub fn answer_timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(DEFAULT_ANSWER_TIMEOUT, std::time::Duration::from_millis)
+    }
+}
+
+/// How long the router waits for an authenticator's or authorizer's answer unless told otherwise.
+pub const DEFAULT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The largest `timeout` a procedure reference may name (ms): longer would park requests for
+/// longer than any client waits.
+pub const MAX_ANSWER_TIMEOUT_MS: u64 = 600_000;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use super::file::{
     FileConfig, ListenSpec, MatchKind, MetricsSpec, PermissionSpec, PrincipalSpec, ProcedureRef,
-    RealmSpec, RoleSpec, RouterSpec,
+    RealmSpec, RoleSpec, RouterSpec, MAX_ANSWER_TIMEOUT_MS,
 };
 use super::{Config, SlowConsumerPolicy};
 use crate::protocol::uri::{self, MatchPolicy};
@@ -566,6 +566,14 @@ fn check_procedure(p: &ProcedureRef, realms: &[&str], path: &KeyPath, errors: &m
         errors.at(
             &path.key("realm"),
             format!("realm {:?} is not defined in this file", p.realm),
+        );
+    }
+    if p.timeout
+        .is_some_and(|t| t == 0 || t > MAX_ANSWER_TIMEOUT_MS)
+    {
+        errors.at(
+            &path.key("timeout"),
+            format!("must be 1 to {MAX_ANSWER_TIMEOUT_MS} milliseconds"),
         );
     }
 }

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 
 use ahash::AHashMap;
+use bytes::Bytes;
 
 use crate::config::file::{Action, Disclose, PermissionSpec, RealmSpec};
 use crate::config::load::match_policy;
@@ -95,6 +96,15 @@ impl RolePermissions {
         self.winner(uri)
             .is_some_and(|g| g.actions & action_bit(action) != 0)
     }
+}
+
+/// The outcome of the static rules for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+    /// No static permission matches and the realm has a dynamic authorizer: ask it.
+    Ask,
 }
 
 /// Whether the router reveals who made a call or a publication to its receivers.
@@ -197,12 +207,27 @@ impl Rules {
         self.realms.get(realm).and_then(Option::as_ref)
     }
 
-    /// True if a session of role `role` in realm `realm` may do `action` on `uri`.
+    /// True if a session of role `role` in realm `realm` may do `action` on `uri` by the static
+    /// rules alone (a question for the authorizer counts as no).
     #[inline]
     pub fn allows(&self, realm: usize, role: &str, action: Action, uri: &str) -> bool {
-        match self.realm(realm) {
-            None => true,
-            Some(r) => r.role(role).is_some_and(|p| p.allows(action, uri)),
+        self.decide(realm, role, action, uri) == Decision::Allow
+    }
+
+    /// Who decides whether a session of role `role` in realm `realm` may do `action` on `uri`:
+    /// the role's most specific matching permission where there is one; otherwise the realm's
+    /// dynamic authorizer if it has one (so static rules stay the fast path, and the authorizer
+    /// fills the gaps, as the authenticator does for authids not listed); otherwise nobody: denied.
+    #[inline]
+    pub fn decide(&self, realm: usize, role: &str, action: Action, uri: &str) -> Decision {
+        let Some(r) = self.realm(realm) else {
+            return Decision::Allow;
+        };
+        match r.role(role).and_then(|p| p.winner(uri)) {
+            Some(g) if g.actions & action_bit(action) != 0 => Decision::Allow,
+            Some(_) => Decision::Deny,
+            None if r.spec.authorizer.is_some() => Decision::Ask,
+            None => Decision::Deny,
         }
     }
 
@@ -229,10 +254,20 @@ impl Rules {
     }
 
     /// True if the router must disclose the sender of `action` (call, publish) on `uri` by a
-    /// session of `role` in `realm`, asked or not. One flag test when no permission discloses.
+    /// session of `role` in `realm`, asked or not: `dynamic` when the authorizer's answer said
+    /// `disclose`, else the static winner. One flag test when no permission discloses and no
+    /// authorizer answered.
     #[inline]
-    pub fn forces_disclosure(&self, realm: usize, role: &str, action: Action, uri: &str) -> bool {
-        self.discloses && self.disclosure(realm, role, action, uri) == Disclosure::Forced
+    pub fn forces_disclosure(
+        &self,
+        dynamic: bool,
+        realm: usize,
+        role: &str,
+        action: Action,
+        uri: &str,
+    ) -> bool {
+        (self.any && dynamic)
+            || (self.discloses && self.disclosure(realm, role, action, uri) == Disclosure::Forced)
     }
 
     /// The role an anonymous session of realm `realm` gets.
@@ -281,6 +316,8 @@ impl Router {
     /// decisions from now on read the new rules for it.
     pub fn set_rules(&mut self, rules: Arc<Rules>) {
         self.rules = rules;
+        // New rules may name another authorizer, or the same one may answer otherwise now.
+        self.authorizer.clear_caches();
     }
 
     /// The rules this shard decides by.
@@ -288,39 +325,91 @@ impl Router {
         &self.rules
     }
 
-    /// True if session `sid` may send `msg`; otherwise answers `wamp.error.not_authorized` (where the
-    /// message has an answer) and returns false.
+    /// True if session `sid` may send `msg` now; otherwise the message was refused (answered with
+    /// `wamp.error.not_authorized` where it has an answer) or parked until the realm's dynamic
+    /// authorizer has decided (see [`super::authorizer`]), and the caller must not route it.
     #[inline(always)]
-    pub(crate) fn authorized(&self, sid: u64, msg: &Message<'_>) -> bool {
-        !self.rules.any || self.decide(sid, msg)
+    pub(crate) fn authorized(&mut self, sid: u64, msg: &Message<'_>, frame: &Bytes) -> bool {
+        !self.rules.any || self.decide(sid, msg, frame)
     }
 
     /// [`Router::authorized`] where some realm has rules: kept out of line so that a router
     /// without rules pays one flag test per message and no call.
     #[inline(never)]
-    fn decide(&self, sid: u64, msg: &Message<'_>) -> bool {
-        let Some((action, request_type, request, uri, answered)) = request_of(msg) else {
+    fn decide(&mut self, sid: u64, msg: &Message<'_>, frame: &Bytes) -> bool {
+        self.authorizer.disclose_now = false;
+        let Some((req, uri)) = Request::of(msg) else {
             return true;
         };
+        let action = req.action;
         let Some(session) = self.sessions.get(&sid) else {
             return true;
         };
-        let role = &session.identity.authrole;
-        if self.rules.allows(session.realm, role, action, uri) {
-            return true;
+        match self
+            .rules
+            .decide(session.realm, &session.identity.authrole, action, uri)
+        {
+            Decision::Allow => true,
+            Decision::Deny => {
+                self.refuse(sid, req, uri, "");
+                false
+            }
+            Decision::Ask => self.ask_authorizer(sid, req, uri, msg, frame),
         }
+    }
+
+    /// Answers a refused request with `wamp.error.not_authorized` (an unacknowledged PUBLISH has
+    /// no answer: it is dropped); `by` names who refused, for the message.
+    pub(crate) fn refuse(&self, sid: u64, req: Request, uri: &str, by: &str) {
+        let Some(session) = self.sessions.get(&sid) else {
+            return;
+        };
+        let role = &session.identity.authrole;
+        let action = req.action;
         tracing::debug!(
             session = sid,
             role = &**role,
             ?action,
             uri,
+            by,
             "not authorized"
         );
-        if answered {
-            let text = format!("role {role:?} is not authorized to {action:?} {uri:?}");
-            self.reply_error_text(sid, request_type, request, errors::NOT_AUTHORIZED, &text);
+        if req.answered {
+            let text = format!("role {role:?} is not authorized to {action:?} {uri:?}{by}");
+            self.reply_error_text(
+                sid,
+                req.request_type,
+                req.request,
+                errors::NOT_AUTHORIZED,
+                &text,
+            );
         }
-        false
+    }
+}
+
+/// What a request asks for and how a refusal is answered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request {
+    pub action: Action,
+    pub request_type: u64,
+    pub request: u64,
+    /// A refusal is answered (false only for an unacknowledged PUBLISH).
+    pub answered: bool,
+}
+
+impl Request {
+    /// The request `msg` makes and its URI; None for messages that need no authorization.
+    pub(crate) fn of<'m>(msg: &'m Message<'_>) -> Option<(Request, &'m str)> {
+        let (action, request_type, request, uri, answered) = request_of(msg)?;
+        Some((
+            Request {
+                action,
+                request_type,
+                request,
+                answered,
+            },
+            uri,
+        ))
     }
 }
 

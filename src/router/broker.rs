@@ -526,6 +526,7 @@ impl Router {
         let opts = PublishOptions::read(options);
         let payload = payload.with_passthru(options);
         let forced = self.rules.forces_disclosure(
+            self.authorizer.disclose_now,
             realm,
             &session.identity.authrole,
             crate::config::file::Action::Publish,
@@ -721,6 +722,7 @@ mod tests {
             },
             outbox: Outbox::new(1 << 20, 1000, 1 << 20),
             goodbye_sent: std::cell::Cell::new(false),
+            parked: std::cell::Cell::new(false),
         })
     }
 

@@ -75,6 +75,11 @@ impl Router {
 
     /// A call of `caller` (on this shard) ended with `frame`.
     pub(crate) fn on_answer(&mut self, caller: u64, frame: Option<Bytes>) {
+        // The router's own call of a dynamic authorizer (caller ids above 2^53 are no session's).
+        if caller > crate::router::ids::MAX_ID {
+            self.on_authorizer_answer(caller, frame);
+            return;
+        }
         // The router's own call of a dynamic authenticator, for a login not yet a session.
         if !self.awaiting.is_empty() && self.awaiting.contains_key(&caller) {
             if let Some(frame) = frame {

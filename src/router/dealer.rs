@@ -598,6 +598,7 @@ impl Router {
         // Disclosed for the caller's sake (its option, a role rule) to whichever callee it reaches.
         let asked = opts.disclose_me
             || self.rules.forces_disclosure(
+                self.authorizer.disclose_now,
                 realm,
                 &session.identity.authrole,
                 crate::config::file::Action::Call,

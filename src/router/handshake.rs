@@ -15,7 +15,7 @@ use super::dealer::Invoke;
 use super::session::Peer;
 use super::wire::{AppPayload, Encoding, Wire};
 use super::{Conn, Flow, Router, ShardMsg};
-use crate::auth::dynamic::{Ask, AskCtx, ANSWER_TIMEOUT};
+use crate::auth::dynamic::{Ask, AskCtx};
 use crate::auth::{Refusal, Verdict};
 use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::MatchPolicy;
@@ -23,14 +23,14 @@ use crate::protocol::{codes, Message, Serializer, Val};
 use crate::transport::PeerInfo;
 
 /// How the router, as caller, wants the authenticator's answer framed.
-const ANSWER_ENC: Encoding = Encoding {
+pub(super) const ANSWER_ENC: Encoding = Encoding {
     ser: Serializer::Json,
     wire: Wire::RawSocket,
 };
 /// RawSocket's frame header, in front of every answer.
-const RAWSOCKET_HEADER: usize = 4;
+pub(super) const RAWSOCKET_HEADER: usize = 4;
 /// Largest answer accepted from an authenticator.
-const MAX_ANSWER: usize = 64 * 1024;
+pub(super) const MAX_ANSWER: usize = 64 * 1024;
 
 /// A session that said HELLO and was challenged: what its WELCOME will need.
 pub(crate) struct PendingJoin {
@@ -51,6 +51,7 @@ pub(crate) struct Awaiting {
     ctx: AskCtx,
     info: PeerInfo,
     started: std::time::Instant,
+    timeout: std::time::Duration,
 }
 
 impl Router {
@@ -111,7 +112,7 @@ impl Router {
         }
     }
 
-    /// Calls the dynamic authenticator; the login waits (bounded by [`ANSWER_TIMEOUT`]).
+    /// Calls the dynamic authenticator; the login waits (bounded by the authenticator's `timeout`).
     fn ask_authenticator(&mut self, conn: &mut Conn, join: PendingJoin, ask: Ask) -> Flow {
         let Some(inv) = self.authenticator_invoke(&join, &ask) else {
             tracing::warn!(
@@ -136,6 +137,7 @@ impl Router {
                 ctx: ask.ctx,
                 info: conn.info.clone(),
                 started: std::time::Instant::now(),
+                timeout: ask.timeout,
             },
         );
         if inv.0 == self.shard {
@@ -207,7 +209,7 @@ impl Router {
         let late: Vec<u64> = self
             .awaiting
             .iter()
-            .filter(|(_, w)| w.started.elapsed() >= ANSWER_TIMEOUT)
+            .filter(|(_, w)| w.started.elapsed() >= w.timeout)
             .map(|(&id, _)| id)
             .collect();
         for id in late {

@@ -11,6 +11,7 @@
 
 pub mod authority;
 pub mod authorize;
+pub mod authorizer;
 pub mod broker;
 pub mod calls;
 pub mod dealer;
@@ -239,6 +240,7 @@ impl Conn {
                 enc,
                 outbox: Outbox::new(queue_bytes, queue_msgs, max_frame),
                 goodbye_sent: Cell::new(false),
+                parked: Cell::new(false),
             }),
             session: None,
             info: Default::default(),
@@ -320,6 +322,8 @@ pub struct Router {
     metrics: Arc<crate::metrics::ShardMetrics>,
     /// Who may do what (see [`authorize`]).
     rules: Arc<authorize::Rules>,
+    /// Requests waiting for the dynamic authorizer, and its cached answers (see [`authorizer`]).
+    authorizer: authorizer::AuthorizerState,
 }
 
 impl Router {
@@ -356,6 +360,7 @@ impl Router {
             epoch: std::time::Instant::now(),
             metrics: crate::metrics::ShardMetrics::detached(),
             rules: Arc::new(authorize::Rules::open()),
+            authorizer: Default::default(),
         }
     }
 
@@ -401,6 +406,22 @@ impl Router {
             }
             return self.on_hello(conn, msg);
         };
+        if conn.peer.parked.get() && authorizer::held_back(&msg) {
+            return self.hold_back(conn, sid, frame);
+        }
+        self.on_request(conn, sid, msg, frame)
+    }
+
+    /// A message of an established session, in the order the session sent it: checks it, has it
+    /// authorized, and routes it.
+    #[inline]
+    pub(crate) fn on_request(
+        &mut self,
+        conn: &mut Conn,
+        sid: u64,
+        msg: Message<'_>,
+        frame: &Bytes,
+    ) -> Flow {
         if let Some(bad) = bad_request_id(&msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
@@ -424,9 +445,21 @@ impl Router {
         if let Err(e) = msg.check_options() {
             return self.violation(conn, &e.to_string());
         }
-        if !self.authorized(sid, &msg) {
+        if !self.authorized(sid, &msg, frame) {
             return Flow::Continue;
         }
+        self.dispatch(conn, sid, msg, frame)
+    }
+
+    /// Routes an authorized message.
+    #[inline]
+    pub(crate) fn dispatch(
+        &mut self,
+        conn: &mut Conn,
+        sid: u64,
+        msg: Message<'_>,
+        frame: &Bytes,
+    ) -> Flow {
         match msg {
             Message::Publish {
                 request,
@@ -670,6 +703,7 @@ impl Router {
             self.caller_left(sid);
         }
         self.close_streams_of(sid);
+        self.authorizer_forget(sid);
         self.publish_testaments(sid);
         self.meta_on_leave(realm, sid, &session.identity);
     }
@@ -1055,6 +1089,7 @@ impl Router {
     /// Periodic housekeeping: ends barriers some shard has not acknowledged in time, saying so.
     pub fn tick(&mut self) {
         self.expire_awaiting();
+        self.expire_authorizations();
         self.expire_reroutes();
         self.inflight.sweep();
         let expired: Vec<u64> = self

@@ -226,6 +226,9 @@ pub struct Peer {
     pub outbox: Outbox,
     /// The router said GOODBYE (shutdown) and waits for the client's GOODBYE in reply.
     pub goodbye_sent: Cell<bool>,
+    /// A request of this session waits for the dynamic authorizer: what the session sends next
+    /// queues behind it (a flag here, so the plain path tests one bit and looks nothing up).
+    pub parked: Cell<bool>,
 }
 
 /// An INVOCATION this shard sent to one of its callees and is waiting on.

@@ -91,6 +91,7 @@ pub fn realm_spec() -> RealmSpec {
         authenticator: Some(ProcedureRef {
             procedure: AUTHENTICATOR.into(),
             realm: AUTH_SERVICE_REALM.into(),
+            timeout: None,
         }),
         // Authentication is what these tests are about: every role they log in with may do
         // everything (a role the realm does not define may do nothing).

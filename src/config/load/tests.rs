@@ -384,3 +384,29 @@ pin = "yes"
         ],
     );
 }
+
+#[test]
+fn procedure_timeouts_are_bounded() {
+    let text = |t: u64| {
+        format!(
+            r#"[[realm]]
+name = "r"
+  [realm.authorizer]
+  procedure = "com.example.authorize"
+  realm = "r"
+  timeout = {t}
+"#
+        )
+    };
+    assert_errors(&text(0), &[(6, "realm[0].authorizer.timeout", "1 to")]);
+    assert_errors(
+        &text(MAX_ANSWER_TIMEOUT_MS + 1),
+        &[(6, "realm[0].authorizer.timeout", "milliseconds")],
+    );
+    let (_, config) = load(&text(1500)).expect("a valid timeout");
+    let authorizer = config.realm_specs[0].authorizer.as_ref().unwrap();
+    assert_eq!(
+        authorizer.answer_timeout(),
+        std::time::Duration::from_millis(1500)
+    );
+}
