@@ -85,6 +85,8 @@ pub enum Handoff {
     Inspect(std::sync::mpsc::Sender<inspect::ShardReport>),
     /// New authorization and authentication rules (configuration reloaded).
     Rules(Arc<authorize::Rules>, Arc<crate::auth::Auth>),
+    /// New event history patterns (configuration reloaded).
+    History(history::Histories),
 }
 
 /// The mesh type the router uses.
@@ -313,12 +315,15 @@ pub struct Router {
     metrics: Arc<crate::metrics::ShardMetrics>,
     /// Who may do what (see [`authorize`]).
     rules: Arc<authorize::Rules>,
+    /// Every realm's event history (replaced on reload).
+    history: history::Histories,
 }
 
 impl Router {
     /// The router of shard `shard`.
     pub fn new(shard: usize, mesh: Arc<ShardMesh>, realms: Arc<Realms>, limits: Limits) -> Self {
         let shards = mesh.shards();
+        let history = realms.histories();
         let policies = (0..realms.len())
             .map(|i| limits.policy_for(realms.name(i)))
             .collect();
@@ -346,6 +351,7 @@ impl Router {
             now: std::time::Instant::now(),
             metrics: crate::metrics::ShardMetrics::detached(),
             rules: Arc::new(authorize::Rules::open()),
+            history,
         }
     }
 
@@ -357,6 +363,17 @@ impl Router {
     /// Starts a batch: what it handles is timed from `now`.
     pub fn set_now(&mut self, now: std::time::Instant) {
         self.now = now;
+    }
+
+    /// Replaces the event history patterns (configuration reloaded).
+    pub fn set_history(&mut self, history: history::Histories) {
+        self.history = history;
+    }
+
+    /// The event history of realm `realm`: written by publications on history patterns, read by
+    /// `wamp.subscription.get_events`.
+    pub(crate) fn history(&self, realm: usize) -> &history::HistoryStore {
+        &self.history[realm]
     }
 
     /// Sets the authentication rules (the default lets anonymous sessions into every realm).
