@@ -7,7 +7,12 @@
 //! subscription's pattern. Like retention the store is realm-wide behind locks, because the
 //! publisher and the asker may sit on any shards; the plain publish path of a realm without
 //! history pays one emptiness check, and a publication on a topic outside every history pattern
-//! one lookup in a small immutable trie.
+//! one lookup in a small immutable trie. Publications the router makes (meta events, testaments)
+//! are recorded by the same step, so a history pattern sees every publication on its topics.
+//!
+//! The patterns come from the flag, `[router] event_history` and the realm's `[[realm.history]]`
+//! tables; a reload builds new stores that share the rings of kept patterns with the old ones, so
+//! their events survive and shards not yet switched over keep recording into the same rings.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
