@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use crate::config::Config;
+use crate::config::{Config, HistorySpec};
 use crate::link::tls::TlsContext;
 use crate::link::{self, Shard};
 use crate::metrics::Registry;
@@ -149,7 +149,9 @@ impl Server {
             .collect::<io::Result<Vec<_>>>()?;
 
         let mesh = Arc::new(ShardMesh::new(config.shards, config.ring_capacity.max(2)));
-        let realms = Arc::new(Realms::new(&config.realms).with_history(&config.event_history));
+        let realms = Arc::new(Realms::new(&config.realms).with_history(|name| {
+            HistorySpec::for_realm(&config.event_history, &config.realm_specs, name)
+        }));
         let rules = Arc::new(Rules::compile(&realm_names(&realms), &config.realm_specs));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -299,7 +301,8 @@ impl Server {
         }
     }
 
-    /// Replaces the realms' roles, permissions and principals on every shard. Sessions keep the
+    /// Replaces the realms' roles, permissions, principals and history patterns on every shard
+    /// (a history pattern kept keeps its events, one dropped loses them). Sessions keep the
     /// role they joined with; decisions from now on use the new rules. Realms cannot be added or
     /// removed while running (their routing state is sized at start): a realm new in `specs` is
     /// ignored until a restart, and a realm missing from `specs` keeps its rules (opening it to
@@ -329,10 +332,17 @@ impl Server {
             }
         };
         let rules = Arc::new(Rules::compile(&names, &next));
+        // The global patterns are a `[router]` setting, fixed at start like the others.
+        let global = &self.config.event_history;
+        let history = self
+            .realms
+            .replace_history(|name| HistorySpec::for_realm(global, &next, name));
         *current = (next, auth.clone());
         for shard in 0..self.mesh.shards() {
             self.mesh
                 .push_conn(shard, Handoff::Rules(rules.clone(), auth.clone()));
+            self.mesh
+                .push_conn(shard, Handoff::History(history.clone()));
         }
         tracing::info!(realms = specs.len(), "configuration reloaded");
     }
@@ -563,6 +573,7 @@ async fn shard_main(start: ShardStart) {
                         router.set_rules(rules);
                         router.set_auth(auth);
                     }
+                    Handoff::History(history) => shard.router.borrow_mut().set_history(history),
                 }
             }
             mesh.drain(id, BUDGET, &mut batch);

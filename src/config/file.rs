@@ -98,6 +98,21 @@ pub struct RealmSpec {
     pub authenticator: Option<ProcedureRef>,
     /// Dynamic authorization.
     pub authorizer: Option<ProcedureRef>,
+    /// Event history kept in this realm, on top of `[router] event_history` (which every realm
+    /// keeps); a pattern named in both keeps this table's limit.
+    #[serde(default)]
+    pub history: Vec<HistoryTableSpec>,
+}
+
+/// One `[[realm.history]]`: a subscription pattern whose last `limit` events are kept for
+/// `wamp.subscription.get_events`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTableSpec {
+    pub uri: String,
+    #[serde(rename = "match", default)]
+    pub match_: MatchKind,
+    pub limit: usize,
 }
 
 /// One `[[realm.role]]`: what sessions with this role may do.
@@ -276,6 +291,10 @@ anonymous_role = "anonymous"
   [realm.authorizer]
   procedure = "com.example.authorize"
   realm = "auth"
+  [[realm.history]]
+  uri = "com.example.ticker."
+  match = "prefix"
+  limit = 100
 "#;
         let c: FileConfig = toml::from_str(text).unwrap();
         assert_eq!(c.listen.len(), 2);
@@ -293,5 +312,13 @@ anonymous_role = "anonymous"
         );
         assert_eq!(r.principal[1].scram.as_ref().unwrap().kdf, Kdf::Pbkdf2);
         assert_eq!(r.authorizer.as_ref().unwrap().realm, "auth");
+        assert_eq!(
+            r.history,
+            [HistoryTableSpec {
+                uri: "com.example.ticker.".into(),
+                match_: MatchKind::Prefix,
+                limit: 100,
+            }]
+        );
     }
 }

@@ -17,8 +17,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::file::{
-    FileConfig, ListenSpec, MatchKind, MetricsSpec, PermissionSpec, PrincipalSpec, ProcedureRef,
-    RealmSpec, RoleSpec, RouterSpec, MAX_ANSWER_TIMEOUT_MS,
+    FileConfig, HistoryTableSpec, ListenSpec, MatchKind, MetricsSpec, PermissionSpec,
+    PrincipalSpec, ProcedureRef, RealmSpec, RoleSpec, RouterSpec, MAX_ANSWER_TIMEOUT_MS,
 };
 use super::{Config, SlowConsumerPolicy};
 use crate::protocol::uri::{self, MatchPolicy};
@@ -345,13 +345,14 @@ fn parse_tree(root: &Spanned<DeTable<'_>>, errors: &mut Errors<'_, '_>) -> FileC
     file
 }
 
-/// One `[[realm]]`, each role, permission and principal deserialized on its own.
+/// One `[[realm]]`, each role, permission, principal and history entry deserialized on its own.
 fn parse_realm(
     value: &Spanned<DeValue<'_>>,
     path: &KeyPath,
     errors: &mut Errors<'_, '_>,
 ) -> Option<RealmSpec> {
-    let mut spec: RealmSpec = typed_without(value, &["role", "principal"], path, errors)?;
+    let split = ["role", "principal", "history"];
+    let mut spec: RealmSpec = typed_without(value, &split, path, errors)?;
     let table = value.get_ref().as_table()?;
     for (i, v) in elements(table, "role", path, errors)
         .into_iter()
@@ -367,6 +368,17 @@ fn parse_realm(
         let ppath = path.key("principal").index(i);
         spec.principal
             .extend(typed::<PrincipalSpec>(v, &ppath, errors));
+    }
+    for (i, v) in elements(table, "history", path, errors)
+        .into_iter()
+        .enumerate()
+    {
+        let hpath = path.key("history").index(i);
+        if let Some(h) = typed::<HistoryTableSpec>(v, &hpath, errors) {
+            // Checked here, where the entry's index in the file is known.
+            check_history(&h, &spec.history, &hpath, errors);
+            spec.history.push(h);
+        }
     }
     Some(spec)
 }
@@ -502,6 +514,42 @@ fn check_permissions(perms: &[PermissionSpec], path: &KeyPath, errors: &mut Erro
                 ),
             );
         }
+    }
+}
+
+/// One `[[realm.history]]`: the same rules as the `--event-history` flag (a valid pattern for its
+/// policy, a limit of 1..=MAX_HISTORY_LIMIT), and a pattern not in `earlier` entries.
+fn check_history(
+    h: &HistoryTableSpec,
+    earlier: &[HistoryTableSpec],
+    path: &KeyPath,
+    errors: &mut Errors<'_, '_>,
+) {
+    let policy = match_policy(h.match_);
+    if !uri::is_valid_pattern(&h.uri, policy, false) {
+        errors.at(
+            &path.key("uri"),
+            format!("{:?} is not a valid {} pattern", h.uri, policy.as_str()),
+        );
+    }
+    if h.limit == 0 || h.limit > super::MAX_HISTORY_LIMIT {
+        errors.at(
+            &path.key("limit"),
+            format!("must be 1..={}", super::MAX_HISTORY_LIMIT),
+        );
+    }
+    if earlier
+        .iter()
+        .any(|o| o.uri == h.uri && o.match_ == h.match_)
+    {
+        errors.at(
+            &path.key("uri"),
+            format!(
+                "history for {:?} ({}) is already configured in this realm",
+                h.uri,
+                policy.as_str()
+            ),
+        );
     }
 }
 

@@ -76,6 +76,21 @@ impl std::str::FromStr for HistorySpec {
     }
 }
 
+impl HistorySpec {
+    /// The history realm `name` keeps: the global patterns (`--event-history`, `[router]
+    /// event_history`) and then the realm's `[[realm.history]]` tables. The order matters: the store
+    /// gives a pattern named twice its later limit, so the realm's own entry wins.
+    pub fn for_realm(global: &[HistorySpec], specs: &[file::RealmSpec], name: &str) -> Vec<Self> {
+        let own = specs.iter().filter(|r| r.name == name);
+        let tables = own.flat_map(|r| r.history.iter()).map(|h| HistorySpec {
+            policy: load::match_policy(h.match_),
+            pattern: h.uri.clone(),
+            limit: h.limit,
+        });
+        global.iter().cloned().chain(tables).collect()
+    }
+}
+
 /// Throttling of failed logins per source address.
 #[derive(Clone, Debug)]
 pub struct AuthLimits {

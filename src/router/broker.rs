@@ -554,7 +554,7 @@ impl Router {
                 filter: filter.clone(),
             });
         }
-        self.realms.history(realm).keep(topic, options, || Stored {
+        self.history(realm).keep(topic, options, || Stored {
             at: crate::router::history::now_ms(),
             publication,
             topic: Arc::from(topic),

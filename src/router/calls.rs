@@ -217,22 +217,12 @@ impl Router {
         );
     }
 
-    /// A chunk of a progressive call could not be sent to the callee: the call ends with an ERROR
+    /// A chunk of a progressive call could not be sent to the callee: the call ends with `error`
     /// and the callee is interrupted.
-    pub(crate) fn fail_stream(&mut self, callee: u64, invocation: u64) {
-        let ended = self.end_invocation(
-            callee,
-            invocation,
-            errors::PAYLOAD_SIZE_EXCEEDED,
-            "a chunk of the call is too large for the callee (or not expressible in its serializer)",
-        );
+    pub(crate) fn fail_stream(&mut self, callee: u64, invocation: u64, error: &str, text: &str) {
+        let ended = self.end_invocation(callee, invocation, error, text);
         if ended && self.callee_cancels(callee) {
-            self.interrupt(
-                callee,
-                invocation,
-                CancelMode::KillNoWait,
-                Some(errors::PAYLOAD_SIZE_EXCEEDED),
-            );
+            self.interrupt(callee, invocation, CancelMode::KillNoWait, Some(error));
         }
     }
 

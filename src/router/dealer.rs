@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 use crate::protocol::codes;
 use crate::protocol::errors;
 use crate::protocol::features::ClientFeatures;
+use crate::protocol::passthru::Passthru;
 use crate::protocol::uri::{self, MatchPolicy};
 use crate::protocol::{Message, Serializer, Val};
 use crate::router::authority::{Grant, InvokePolicy, Refusal};
@@ -824,6 +825,10 @@ impl Router {
         } else {
             error
         };
+        if !pending.caller_ppt && Passthru::of(details).is_some() {
+            self.refuse_passthru_error(&pending, error);
+            return Flow::Continue;
+        }
         let (args, kwargs) = payload.vals(ser);
         let msg = Message::Error {
             request_type: codes::CALL,

@@ -7,7 +7,12 @@
 //! subscription's pattern. Like retention the store is realm-wide behind locks, because the
 //! publisher and the asker may sit on any shards; the plain publish path of a realm without
 //! history pays one emptiness check, and a publication on a topic outside every history pattern
-//! one lookup in a small immutable trie.
+//! one lookup in a small immutable trie. Publications the router makes (meta events, testaments)
+//! are recorded by the same step, so a history pattern sees every publication on its topics.
+//!
+//! The patterns come from the flag, `[router] event_history` and the realm's `[[realm.history]]`
+//! tables; a reload builds new stores that share the rings of kept patterns with the old ones, so
+//! their events survive and shards not yet switched over keep recording into the same rings.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,7 +68,7 @@ impl Stored {
 }
 
 /// The bounded history of one pattern, oldest first.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Ring {
     limit: usize,
     bytes: usize,
@@ -74,6 +79,11 @@ impl Ring {
     fn push(&mut self, ev: Arc<Stored>) {
         self.bytes += ev.size();
         self.events.push_back(ev);
+        self.trim();
+    }
+
+    /// Drops the oldest events beyond the limits.
+    fn trim(&mut self) {
         while self.events.len() > self.limit || self.bytes > MAX_BYTES_PER_PATTERN {
             let Some(old) = self.events.pop_front() else {
                 break;
@@ -88,27 +98,42 @@ impl Ring {
 pub struct HistoryStore {
     /// (policy, pattern) → index into `rings`; built once, read without a lock.
     patterns: UriTrie<usize>,
-    rings: Vec<Mutex<Ring>>,
+    /// Shared with the store a reload builds, so that a pattern kept across it keeps its events
+    /// and shards still on the old store record into the same ring meanwhile.
+    rings: Vec<Arc<Mutex<Ring>>>,
 }
+
+/// Every realm's history, by realm index: each shard holds it (no lock to find a realm's store),
+/// and a reload hands every shard a new one.
+pub type Histories = Arc<Vec<HistoryStore>>;
 
 impl HistoryStore {
     /// A store keeping what `specs` configure.
     pub fn new(specs: &[HistorySpec]) -> Self {
+        Self::carrying(specs, &HistoryStore::default())
+    }
+
+    /// A store keeping what `specs` configure, in which a pattern `old` kept too keeps its events
+    /// (cut to its new limit); patterns `old` had and `specs` lack are left behind with it.
+    pub fn carrying(specs: &[HistorySpec], old: &HistoryStore) -> Self {
         let mut s = HistoryStore::default();
         for spec in specs {
-            let ring = Ring {
-                limit: spec.limit,
-                bytes: 0,
-                events: VecDeque::new(),
-            };
             match s.patterns.get(spec.policy, &spec.pattern) {
                 // The same pattern named twice: the later limit wins.
-                Some(&i) => *lock(&s.rings[i]) = ring,
+                Some(&i) => lock(&s.rings[i]).limit = spec.limit,
                 None => {
+                    let ring = match old.patterns.get(spec.policy, &spec.pattern) {
+                        Some(&i) => old.rings[i].clone(),
+                        None => Arc::new(Mutex::new(Ring::default())),
+                    };
+                    lock(&ring).limit = spec.limit;
                     s.patterns.insert(spec.policy, &spec.pattern, s.rings.len());
-                    s.rings.push(Mutex::new(ring));
+                    s.rings.push(ring);
                 }
             }
+        }
+        for ring in &s.rings {
+            lock(ring).trim();
         }
         s
     }
@@ -129,6 +154,16 @@ impl HistoryStore {
         self.record(topic, || {
             (!listed("exclude") && !listed("eligible")).then(make)
         });
+    }
+
+    /// True when a pattern of this store matches `topic`: a publication nobody is subscribed to
+    /// must still be made for the history.
+    pub fn wants(&self, topic: &str) -> bool {
+        let mut hit = false;
+        if !self.is_empty() {
+            self.patterns.for_each_match(topic, |_, _, _| hit = true);
+        }
+        hit
     }
 
     /// Records what `make` builds (if anything) in every pattern matching `topic`; `make` runs only
@@ -247,5 +282,32 @@ mod tests {
             [5],
             "two halves plus the topic exceed the cap"
         );
+    }
+
+    /// A reload: a kept pattern keeps its events (cut to a smaller limit), a dropped one is gone,
+    /// a new one starts empty; a shard still holding the old store records into the kept ring.
+    #[test]
+    fn carrying_keeps_the_events_of_kept_patterns() {
+        let old = HistoryStore::new(&[
+            spec(MatchPolicy::Exact, "keep", 10),
+            spec(MatchPolicy::Exact, "drop", 10),
+        ]);
+        for p in 1..=4 {
+            old.record("keep", || Some(stored("keep", p, 1)));
+            old.record("drop", || Some(stored("drop", p, 1)));
+        }
+        let new = HistoryStore::carrying(
+            &[
+                spec(MatchPolicy::Exact, "keep", 3),
+                spec(MatchPolicy::Prefix, "fresh", 5),
+            ],
+            &old,
+        );
+        assert_eq!(pubs(&new, MatchPolicy::Exact, "keep"), [2, 3, 4]);
+        assert!(new.events(MatchPolicy::Exact, "drop").is_none());
+        assert!(pubs(&new, MatchPolicy::Prefix, "fresh").is_empty());
+        old.record("keep", || Some(stored("keep", 5, 1)));
+        assert_eq!(pubs(&new, MatchPolicy::Exact, "keep"), [3, 4, 5]);
+        assert!(new.wants("fresh.x") && new.wants("keep") && !new.wants("drop"));
     }
 }

@@ -87,6 +87,8 @@ pub enum Handoff {
     Inspect(std::sync::mpsc::Sender<inspect::ShardReport>),
     /// New authorization and authentication rules (configuration reloaded).
     Rules(Arc<authorize::Rules>, Arc<crate::auth::Auth>),
+    /// New event history patterns (configuration reloaded).
+    History(history::Histories),
 }
 
 /// The mesh type the router uses.
@@ -324,12 +326,15 @@ pub struct Router {
     rules: Arc<authorize::Rules>,
     /// Requests waiting for the dynamic authorizer, and its cached answers (see [`authorizer`]).
     authorizer: authorizer::AuthorizerState,
+    /// Every realm's event history (replaced on reload).
+    history: history::Histories,
 }
 
 impl Router {
     /// The router of shard `shard`.
     pub fn new(shard: usize, mesh: Arc<ShardMesh>, realms: Arc<Realms>, limits: Limits) -> Self {
         let shards = mesh.shards();
+        let history = realms.histories();
         let policies = (0..realms.len())
             .map(|i| limits.policy_for(realms.name(i)))
             .collect();
@@ -361,6 +366,7 @@ impl Router {
             metrics: crate::metrics::ShardMetrics::detached(),
             rules: Arc::new(authorize::Rules::open()),
             authorizer: Default::default(),
+            history,
         }
     }
 
@@ -373,6 +379,17 @@ impl Router {
     pub fn set_now(&mut self, now: std::time::Instant) {
         self.now = now;
         self.now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+    }
+
+    /// Replaces the event history patterns (configuration reloaded).
+    pub fn set_history(&mut self, history: history::Histories) {
+        self.history = history;
+    }
+
+    /// The event history of realm `realm`: written by publications on history patterns, read by
+    /// `wamp.subscription.get_events`.
+    pub(crate) fn history(&self, realm: usize) -> &history::HistoryStore {
+        &self.history[realm]
     }
 
     /// Sets the authentication rules (the default lets anonymous sessions into every realm).

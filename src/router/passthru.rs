@@ -75,6 +75,24 @@ impl Router {
         );
         self.finish_call(pending.caller_shard, pending.caller, err);
     }
+
+    /// An ERROR in passthru mode for a caller that did not announce the mode. The specification
+    /// forwards the attributes with ERROR but makes passthru work only between peers that all
+    /// announced it, and for the same situation with YIELD calls it an application error: the
+    /// caller gets `wamp.error.feature_not_supported` (naming the callee's error) instead of an
+    /// answer it could not read. The callee is not told: WAMP has no reply to an ERROR.
+    pub(crate) fn refuse_passthru_error(&mut self, pending: &PendingInvocation, error: &str) {
+        let text = format!(
+            "the callee failed with {error} in payload passthru mode, which the caller did not announce"
+        );
+        let err = error_frame(
+            pending.caller_enc,
+            pending.caller_request,
+            errors::FEATURE_NOT_SUPPORTED,
+            &text,
+        );
+        self.finish_call(pending.caller_shard, pending.caller, err);
+    }
 }
 
 /// RESULT.Details: `progress` for a progressive result, and the passthru attributes of the answer.

@@ -9,9 +9,11 @@
 
 use ahash::AHashMap;
 
+use crate::protocol::errors;
 use crate::protocol::features::ClientFeatures;
 use crate::protocol::{Message, Val};
 use crate::router::dealer::Invoke;
+use crate::router::passthru;
 use crate::router::wire::{frame, AppPayload};
 use crate::router::{Conn, Flow, Router, ShardMsg};
 
@@ -174,6 +176,12 @@ impl Router {
         let Some(request) = found else {
             return;
         };
+        if passthru::unreadable_for(&inv.payload, callee.features) {
+            // As for the call's first INVOCATION: an application error, never a chunk it cannot read.
+            let text = "a chunk of the call is in payload passthru mode, which the callee did not announce";
+            self.fail_stream(inv.callee, request, errors::FEATURE_NOT_SUPPORTED, text);
+            return;
+        }
         let peer = callee.peer.clone();
         let details = chunk_details(&inv);
         let (args, kwargs) = inv.payload.vals(inv.ser);
@@ -186,7 +194,12 @@ impl Router {
         };
         match frame(peer.enc, &msg) {
             Ok(b) if b.len() <= peer.outbox.max_frame() => self.push(&peer, b),
-            _ => self.fail_stream(inv.callee, request),
+            _ => self.fail_stream(
+                inv.callee,
+                request,
+                errors::PAYLOAD_SIZE_EXCEEDED,
+                "a chunk of the call is too large for the callee (or not expressible in its serializer)",
+            ),
         }
     }
 }

@@ -12,11 +12,11 @@
 //! subscriber. A reply (SUBSCRIBED, REGISTERED) is sent only once every shard has applied the change,
 //! so a client that is told "subscribed" can rely on events published from any shard reaching it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::HistorySpec;
 use crate::router::authority::{Authority, LocalAuthority};
-use crate::router::history::HistoryStore;
+use crate::router::history::{Histories, HistoryStore};
 use crate::router::retention::RetainedStore;
 
 /// The realms of a router and their shared control state.
@@ -24,7 +24,9 @@ pub struct Realms {
     names: Vec<Arc<str>>,
     authorities: Vec<Box<dyn Authority>>,
     retained: Vec<RetainedStore>,
-    history: Vec<HistoryStore>,
+    /// The history in force: each shard keeps its own handle (see [`Histories`]); this one is what
+    /// new shards start with and what a reload carries events over from.
+    history: Mutex<Histories>,
 }
 
 impl Realms {
@@ -37,18 +39,39 @@ impl Realms {
                 .map(|_| Box::new(LocalAuthority::default()) as Box<dyn Authority>)
                 .collect(),
             retained: names.iter().map(|_| RetainedStore::default()).collect(),
-            history: names.iter().map(|_| HistoryStore::default()).collect(),
+            history: Mutex::new(Arc::new(
+                names.iter().map(|_| HistoryStore::default()).collect(),
+            )),
         }
     }
 
-    /// Keeps the event history `specs` configure, in every realm.
-    pub fn with_history(mut self, specs: &[HistorySpec]) -> Self {
-        self.history = self
-            .names
-            .iter()
-            .map(|_| HistoryStore::new(specs))
-            .collect();
+    /// Keeps the event history `specs(realm name)` configures in each realm.
+    pub fn with_history(self, specs: impl Fn(&str) -> Vec<HistorySpec>) -> Self {
+        self.replace_history(specs);
         self
+    }
+
+    /// Makes `specs(realm name)` each realm's history from now on, carrying over the events of
+    /// patterns kept; returns it for the shards to take up.
+    pub fn replace_history(&self, specs: impl Fn(&str) -> Vec<HistorySpec>) -> Histories {
+        let mut current = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let next: Histories = Arc::new(
+            self.names
+                .iter()
+                .zip(current.iter())
+                .map(|(name, old)| HistoryStore::carrying(&specs(name), old))
+                .collect(),
+        );
+        *current = next.clone();
+        next
+    }
+
+    /// The history in force, for a shard starting up.
+    pub fn histories(&self) -> Histories {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Index of realm `name`.
@@ -81,11 +104,5 @@ impl Realms {
     /// subscriptions only.
     pub fn retained(&self, idx: usize) -> &RetainedStore {
         &self.retained[idx]
-    }
-
-    /// The event history of realm `idx`: written by publications on history patterns, read by
-    /// `wamp.subscription.get_events`.
-    pub fn history(&self, idx: usize) -> &HistoryStore {
-        &self.history[idx]
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::HistorySpec;
 
 fn load(text: &str) -> Result<(Loaded, Config), Vec<ConfigError>> {
     let mut config = Config::default();
@@ -408,5 +409,89 @@ name = "r"
     assert_eq!(
         authorizer.answer_timeout(),
         std::time::Duration::from_millis(1500)
+    );
+}
+
+const REALM_HISTORY: &str = r#"[router]
+event_history = ["com.shared=5", "prefix:com.all.=7"]
+[[realm]]
+name = "a"
+  [[realm.history]]
+  uri = "com.example.ticker."
+  match = "prefix"
+  limit = 100
+  [[realm.history]]
+  uri = "com.shared"
+  limit = 50
+[[realm]]
+name = "b"
+"#;
+
+/// Realm tables add to the `[router]` patterns of their realm only; a pattern in both keeps the
+/// realm's limit (the store lets the later entry win, and the realm's come later).
+#[test]
+fn realm_history_adds_to_the_global_patterns() {
+    let (loaded, config) = load(REALM_HISTORY).expect("valid");
+    let of = |realm| {
+        HistorySpec::for_realm(&config.event_history, &loaded.file.realm, realm)
+            .into_iter()
+            .map(|h| (h.policy, h.pattern, h.limit))
+            .collect::<Vec<_>>()
+    };
+    let global = [
+        (MatchPolicy::Exact, "com.shared".to_string(), 5),
+        (MatchPolicy::Prefix, "com.all.".to_string(), 7),
+    ];
+    assert_eq!(of("b"), global);
+    let mut a = global.to_vec();
+    a.push((MatchPolicy::Prefix, "com.example.ticker.".into(), 100));
+    a.push((MatchPolicy::Exact, "com.shared".into(), 50));
+    assert_eq!(of("a"), a);
+    assert_eq!(of("not-in-the-file"), global);
+}
+
+#[test]
+fn bad_realm_history_entries_name_line_and_key() {
+    assert_errors(
+        r#"[[realm]]
+name = "r"
+  [[realm.history]]
+  uri = "com.a"
+  match = "sometimes"
+  limit = 3
+  [[realm.history]]
+  uri = "com.b"
+  limit = 0
+  [[realm.history]]
+  uri = "com.c"
+  limit = 100001
+  [[realm.history]]
+  uri = "com..d"
+  limit = 4
+  [[realm.history]]
+  uri = "com..d"
+  match = "wildcard"
+  limit = 4
+  [[realm.history]]
+  uri = "com..d"
+  match = "wildcard"
+  limit = 9
+  [[realm.history]]
+  uri = "com.e"
+  limit = 1
+  colour = "red"
+"#,
+        &[
+            (5, "realm[0].history[0].match", "sometimes"),
+            (9, "realm[0].history[1].limit", "1..=100000"),
+            (12, "realm[0].history[2].limit", "1..=100000"),
+            (14, "realm[0].history[3].uri", "not a valid exact pattern"),
+            (21, "realm[0].history[5].uri", "already configured"),
+            (27, "realm[0].history[6].colour", "unknown field"),
+        ],
+    );
+    assert_errors(
+        "[[realm]]\nname = \"r\"\nhistory = 3\n",
+        &[(3, "realm[0].history", "expected an array")],
     );
 }

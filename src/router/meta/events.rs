@@ -1,6 +1,6 @@
 //! Meta events: published by the router through the ordinary broker path, once the change they
-//! report has been decided. The subscription lookup comes first, so an event nobody subscribed to is
-//! never built.
+//! report has been decided. The subscription lookup (and the history's, when the realm keeps any)
+//! comes first, so an event nobody subscribed to and no history pattern keeps is never built.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,6 +13,7 @@ use crate::protocol::{Serializer, Val};
 use crate::router::authority::InvokePolicy;
 use crate::router::broker::bits;
 use crate::router::dealer::Registration;
+use crate::router::history::{self, Stored};
 use crate::router::meta::answer::{entry_details, session_details, transport_details, Table};
 use crate::router::meta::gather::Entry;
 use crate::router::session::Identity;
@@ -31,6 +32,17 @@ impl Router {
         matched
     }
 
+    /// True when a publication the router makes on `topic` reaches someone: a subscriber now, or a
+    /// history pattern for later ones.
+    pub(crate) fn router_publication_wanted(
+        &self,
+        realm: usize,
+        topic: &str,
+        matched: &Matched,
+    ) -> bool {
+        !matched.is_empty() || self.history(realm).wants(topic)
+    }
+
     /// Publishes a router event with positional arguments `args` (built only if someone listens).
     fn publish_meta(
         &mut self,
@@ -39,7 +51,7 @@ impl Router {
         args: impl FnOnce() -> Vec<Val<'static>>,
     ) {
         let matched = self.subscribers_of(realm, topic);
-        if matched.is_empty() {
+        if !self.router_publication_wanted(realm, topic, &matched) {
             return;
         }
         let mut buf = Vec::new();
@@ -56,7 +68,8 @@ impl Router {
     }
 
     /// Delivers one publication the router makes (meta event, testament) to `matched`, on every
-    /// shard, like a PUBLISH without a publisher.
+    /// shard, like a PUBLISH without a publisher; the history patterns matching `topic` keep it as
+    /// they keep a client's.
     pub(crate) fn publish_as_router(
         &mut self,
         realm: usize,
@@ -67,6 +80,18 @@ impl Router {
     ) {
         let publication = ids::global();
         let concrete: Arc<str> = Arc::from(topic);
+        self.history(realm).record(topic, || {
+            Some(Stored {
+                at: history::now_ms(),
+                publication,
+                topic: concrete.clone(),
+                ser,
+                // Made by the router: the bytes are its own, no receive buffer is pinned.
+                payload: payload.clone(),
+                details: None,
+                filter: None,
+            })
+        });
         for &(id, policy) in matched {
             let topic_detail = (policy != MatchPolicy::Exact).then(|| concrete.clone());
             let frames = Arc::new(EventFrames::new(

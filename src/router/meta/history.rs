@@ -193,7 +193,6 @@ impl Router {
             return Ok(Vec::new());
         };
         let events = self
-            .realms
             .history(realm)
             .events(sub.policy, &sub.uri)
             .unwrap_or_default();

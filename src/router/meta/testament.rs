@@ -126,7 +126,7 @@ impl Router {
         };
         for t in all.detached.into_iter().chain(all.destroyed) {
             let matched = self.subscribers_of(all.realm, &t.topic);
-            if !matched.is_empty() {
+            if self.router_publication_wanted(all.realm, &t.topic, &matched) {
                 self.publish_as_router(all.realm, &t.topic, t.ser, t.payload, &matched);
             }
         }
