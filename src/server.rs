@@ -563,6 +563,9 @@ async fn shard_main(start: ShardStart) {
                         router.set_rules(rules);
                         router.set_auth(auth);
                     }
+                    Handoff::Derived(session, grant) => {
+                        shard.router.borrow_mut().on_derived(session, grant);
+                    }
                 }
             }
             mesh.drain(id, BUDGET, &mut batch);

@@ -85,6 +85,8 @@ pub enum Handoff {
     Inspect(std::sync::mpsc::Sender<inspect::ShardReport>),
     /// New authorization and authentication rules (configuration reloaded).
     Rules(Arc<authorize::Rules>, Arc<crate::auth::Auth>),
+    /// A login's key derivation finished on a worker thread (None: it failed).
+    Derived(u64, Option<Box<crate::auth::dynamic::Grant>>),
 }
 
 /// The mesh type the router uses.
@@ -564,6 +566,7 @@ impl Router {
                 self.abort(conn, r.reason, r.message);
                 Flow::Close
             }
+            crate::auth::Hello::Ask(ask) => self.ask_authenticator(conn, join, ask),
         }
     }
 
@@ -1118,7 +1121,7 @@ fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
 fn welcome_details(
     realm: &str,
     who: &Identity,
-    authextra: &[(&'static str, String)],
+    authextra: &[(Cow<'static, str>, Val<'static>)],
 ) -> Val<'static> {
     let features = |names: &[&'static str]| {
         Val::Dict(
@@ -1137,15 +1140,7 @@ fn welcome_details(
         (Cow::Borrowed("authrole"), text(&who.authrole)),
         (Cow::Borrowed("authmethod"), text(&who.authmethod)),
         (Cow::Borrowed("authprovider"), text(&who.authprovider)),
-        (
-            Cow::Borrowed("authextra"),
-            Val::Dict(
-                authextra
-                    .iter()
-                    .map(|(k, v)| (Cow::Borrowed(*k), text(v)))
-                    .collect(),
-            ),
-        ),
+        (Cow::Borrowed("authextra"), Val::Dict(authextra.to_vec())),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![
