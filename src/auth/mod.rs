@@ -9,10 +9,13 @@
 //! needs a secret is challenged — also for authids and keys the realm does not know, with a mock
 //! challenge — and every failure is `wamp.error.authentication_failed`. So neither the existence of an
 //! authid nor which part of a response was wrong can be probed. `no_such_principal` is never sent.
+//! A realm with a dynamic authenticator hands WAMP-CRA and cryptosign logins of unlisted authids to
+//! it at HELLO, so its refusals come before any CHALLENGE.
 //!
 //! Key derivation (PBKDF2, Argon2) runs once per principal when [`Auth::build`] loads the rules,
 //! which the server does before any shard starts; a login then costs a few HMACs or one Ed25519
-//! verification, so a shard never runs a slow KDF.
+//! verification, so a shard never runs a slow KDF. A salted WAMP-CRA secret that the dynamic
+//! authenticator hands over at login time is derived on [`worker`]'s threads instead.
 
 pub mod cryptosign;
 pub mod dynamic;
