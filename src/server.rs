@@ -574,6 +574,9 @@ async fn shard_main(start: ShardStart) {
                         router.set_auth(auth);
                     }
                     Handoff::History(history) => shard.router.borrow_mut().set_history(history),
+                    Handoff::Derived(session, grant) => {
+                        shard.router.borrow_mut().on_derived(session, grant);
+                    }
                 }
             }
             mesh.drain(id, BUDGET, &mut batch);

@@ -32,6 +32,18 @@ pub(crate) struct Sent {
 /// HELLO asked for cryptosign: challenge (also for a key the realm does not know, which then fails).
 pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hello {
     let pubkey = hello.extra_str("pubkey").and_then(|k| parse_key(&k).ok());
+    let owner = pubkey.and_then(|k| rules.by_pubkey.get(&k));
+    let authid = hello
+        .authid
+        .map(str::to_string)
+        .or_else(|| owner.cloned())
+        .unwrap_or_default();
+    challenge_as(authid, hello)
+}
+
+/// The challenge for the key HELLO names, the login to be known as `authid`.
+pub(crate) fn challenge_as(authid: String, hello: &HelloInfo<'_>) -> Hello {
+    let pubkey = hello.extra_str("pubkey").and_then(|k| parse_key(&k).ok());
     let binding = match hello.extra_str("channel_binding") {
         None => None,
         // The transport's binding is RFC 9266 `tls-exporter` (rustls exposes no `tls-unique`, and
@@ -44,12 +56,6 @@ pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hell
         }
         Some(_) => return Hello::Refuse(Refusal::FAILED),
     };
-    let owner = pubkey.and_then(|k| rules.by_pubkey.get(&k));
-    let authid = hello
-        .authid
-        .map(str::to_string)
-        .or_else(|| owner.cloned())
-        .unwrap_or_default();
     let challenge = random_bytes::<32>();
     let mut expected = challenge;
     let mut extra = vec![("challenge", text(&hex::encode(challenge)))];
@@ -64,6 +70,7 @@ pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hell
             realm: hello.realm.to_string(),
             authid,
             step: Step::Cryptosign(Sent { pubkey, expected }),
+            granted: None,
         },
     }
 }

@@ -9,10 +9,13 @@
 //! needs a secret is challenged — also for authids and keys the realm does not know, with a mock
 //! challenge — and every failure is `wamp.error.authentication_failed`. So neither the existence of an
 //! authid nor which part of a response was wrong can be probed. `no_such_principal` is never sent.
+//! A realm with a dynamic authenticator hands WAMP-CRA and cryptosign logins of unlisted authids to
+//! it at HELLO, so its refusals come before any CHALLENGE.
 //!
 //! Key derivation (PBKDF2, Argon2) runs once per principal when [`Auth::build`] loads the rules,
 //! which the server does before any shard starts; a login then costs a few HMACs or one Ed25519
-//! verification, so a shard never runs a slow KDF.
+//! verification, so a shard never runs a slow KDF. A salted WAMP-CRA secret that the dynamic
+//! authenticator hands over at login time is derived on [`worker`]'s threads instead.
 
 pub mod cryptosign;
 pub mod dynamic;
@@ -21,6 +24,7 @@ pub mod scram;
 pub mod ticket;
 pub mod tls;
 pub mod wampcra;
+pub mod worker;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -46,8 +50,9 @@ pub struct Authenticated {
     pub authrole: String,
     pub authmethod: String,
     pub authprovider: String,
-    /// WELCOME.Details.authextra entries (e.g. SCRAM's server signature).
-    pub authextra: Vec<(&'static str, String)>,
+    /// WELCOME.Details.authextra entries (e.g. SCRAM's server signature, a dynamic authenticator's
+    /// `extra`).
+    pub authextra: Vec<(Cow<'static, str>, Val<'static>)>,
 }
 
 /// Why a session is refused: the ABORT reason and a message that names no principal detail.
@@ -81,6 +86,9 @@ pub enum Hello {
         pending: Pending,
     },
     Refuse(Refusal),
+    /// The realm's dynamic authenticator holds the credentials: call it, [`Auth::judge`] its
+    /// answer, then challenge with [`Auth::challenge_granted`].
+    Ask(dynamic::Ask),
 }
 
 /// What AUTHENTICATE leads to.
@@ -96,6 +104,8 @@ pub struct Pending {
     realm: String,
     authid: String,
     step: Step,
+    /// Credentials the dynamic authenticator granted (None: the realm's listed principal).
+    granted: Option<Box<dynamic::Grant>>,
 }
 
 /// The method-specific state a CHALLENGE leaves behind.
@@ -216,7 +226,12 @@ impl Auth {
             session,
             peer,
         };
-        let out = self.start(rules, method, &hello);
+        let out = match (&rules.authenticator, rules.dynamic_serves(method, &hello)) {
+            (Some(target), true) => {
+                Hello::Ask(dynamic::ask_hello(target, method_name(method), &hello))
+            }
+            _ => self.start(rules, method, &hello),
+        };
         if let Hello::Refuse(r) = &out {
             if r.reason == errors::AUTHENTICATION_FAILED {
                 self.failed(realm, hello.authid.unwrap_or(""), method, peer);
@@ -253,7 +268,10 @@ impl Auth {
     ) -> Verdict {
         let method = pending.method();
         let rules = self.realms.get(&pending.realm);
-        let principal = rules.and_then(|r| r.principals.get(&pending.authid));
+        let principal = match &pending.granted {
+            Some(g) => Some(&g.principal),
+            None => rules.and_then(|r| r.principals.get(&pending.authid)),
+        };
         if let (None, Some(target), Step::Ticket) = (
             principal,
             rules.and_then(|r| r.authenticator.as_ref()),
@@ -276,13 +294,26 @@ impl Auth {
             (Step::Cryptosign(sent), Some(p)) => cryptosign::verify(p, sent, signature),
         };
         match (outcome, principal) {
-            (Some(authextra), Some(p)) => Verdict::Welcome(Authenticated {
-                authid: p.authid.clone(),
-                authrole: p.role.clone(),
-                authmethod: method.to_string(),
-                authprovider: "static".to_string(),
-                authextra,
-            }),
+            (Some(authextra), Some(p)) => {
+                let mut authextra: Vec<_> = authextra
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Borrowed(k), text(&v)))
+                    .collect();
+                let provider = match &pending.granted {
+                    Some(g) => {
+                        authextra.extend(g.authextra.iter().cloned());
+                        dynamic::PROVIDER
+                    }
+                    None => "static",
+                };
+                Verdict::Welcome(Authenticated {
+                    authid: p.authid.clone(),
+                    authrole: p.role.clone(),
+                    authmethod: method.to_string(),
+                    authprovider: provider.to_string(),
+                    authextra,
+                })
+            }
             _ => {
                 self.failed(&pending.realm, &pending.authid, method, peer);
                 Verdict::Refuse(Refusal::FAILED)
@@ -297,12 +328,61 @@ impl Auth {
         ctx: &dynamic::AskCtx,
         args: Option<&Val<'_>>,
         peer: &PeerInfo,
-    ) -> Result<Authenticated, Refusal> {
+    ) -> Result<dynamic::Decided, Refusal> {
         let out = dynamic::judge(ctx, args);
         if out.is_err() {
             self.failed(&ctx.realm, &ctx.authid, ctx.method, peer);
         }
         out
+    }
+
+    /// The CHALLENGE for credentials the dynamic authenticator granted (the key derived, if any).
+    pub fn challenge_granted(
+        &self,
+        ctx: &dynamic::AskCtx,
+        grant: Box<dynamic::Grant>,
+        session: u64,
+        peer: &PeerInfo,
+    ) -> Hello {
+        if grant.needs_derivation() {
+            return self.refuse_granted(ctx, peer);
+        }
+        let hello = HelloInfo {
+            realm: &ctx.realm,
+            authid: Some(&grant.principal.authid),
+            authextra: ctx.authextra.as_ref(),
+            session,
+            peer,
+        };
+        let out = match ctx.method {
+            wampcra::METHOD => {
+                wampcra::challenge_as(Some(&grant.principal), &hello, dynamic::PROVIDER)
+            }
+            cryptosign::METHOD => cryptosign::challenge_as(grant.principal.authid.clone(), &hello),
+            _ => Hello::Refuse(Refusal::FAILED),
+        };
+        match out {
+            Hello::Challenge {
+                authmethod,
+                extra,
+                mut pending,
+            } => {
+                pending.granted = Some(grant);
+                Hello::Challenge {
+                    authmethod,
+                    extra,
+                    pending,
+                }
+            }
+            _ => self.refuse_granted(ctx, peer),
+        }
+    }
+
+    /// A grant that cannot be used (its key parameters are unusable, or the channel binding asked
+    /// for is not available): a failure like any other.
+    pub fn refuse_granted(&self, ctx: &dynamic::AskCtx, peer: &PeerInfo) -> Hello {
+        self.failed(&ctx.realm, &ctx.authid, ctx.method, peer);
+        Hello::Refuse(Refusal::FAILED)
     }
 
     /// Logs a failed attempt and counts it against the source address.
@@ -366,11 +446,38 @@ impl RealmAuth {
         match method {
             "anonymous" => self.anonymous_role.is_some(),
             ticket::METHOD => self.authenticator.is_some() || any(|p| p.ticket.is_some()),
-            wampcra::METHOD => any(|p| p.wampcra.is_some()),
-            cryptosign::METHOD => !self.by_pubkey.is_empty(),
+            wampcra::METHOD => self.authenticator.is_some() || any(|p| p.wampcra.is_some()),
+            cryptosign::METHOD => self.authenticator.is_some() || !self.by_pubkey.is_empty(),
             tls::METHOD => peer.tls.is_some() && any(|p| p.tls.is_some()),
             m => scram::Dialect::from_method(m).is_some() && any(|p| p.scram.is_some()),
         }
+    }
+}
+
+impl RealmAuth {
+    /// True if the dynamic authenticator (when the realm has one) decides this HELLO: a challenge
+    /// method it serves, for an authid (or, for cryptosign without authid, a key) the realm does not
+    /// list. Ticket logins are decided after AUTHENTICATE instead.
+    fn dynamic_serves(&self, method: &str, hello: &HelloInfo<'_>) -> bool {
+        let listed = |a: &str| self.principals.contains_key(a);
+        match (method, hello.authid) {
+            (wampcra::METHOD, Some(a)) => !listed(a),
+            (cryptosign::METHOD, Some(a)) => !listed(a),
+            (cryptosign::METHOD, None) => !hello
+                .extra_str("pubkey")
+                .and_then(|k| cryptosign::parse_key(&k).ok())
+                .is_some_and(|k| self.by_pubkey.contains_key(&k)),
+            _ => false,
+        }
+    }
+}
+
+/// The `&'static` name of a method the dynamic path serves.
+fn method_name(method: &str) -> &'static str {
+    if method == wampcra::METHOD {
+        wampcra::METHOD
+    } else {
+        cryptosign::METHOD
     }
 }
 

@@ -222,6 +222,7 @@ pub(crate) fn challenge(
             realm: hello.realm.to_string(),
             authid: authid.to_string(),
             step: Step::Scram(sent),
+            granted: None,
         },
     }
 }

@@ -86,6 +86,7 @@ fn welcomed(h: Hello) -> Authenticated {
         Hello::Welcome(a) => a,
         Hello::Challenge { authmethod, .. } => panic!("challenged with {authmethod}"),
         Hello::Refuse(r) => panic!("refused: {}", r.reason),
+        Hello::Ask(_) => panic!("asked the dynamic authenticator"),
     }
 }
 
@@ -184,6 +185,7 @@ fn cryptosign_login(
         }
         Hello::Refuse(r) => Err(r),
         Hello::Welcome(_) => panic!("welcomed without a challenge"),
+        Hello::Ask(_) => panic!("no dynamic authenticator here"),
     }
 }
 
@@ -258,4 +260,56 @@ fn anonymous_needs_an_anonymous_role() {
     // A realm without rules: anonymous with role "anonymous".
     let who = welcomed(a.hello("open", &details(&[], None, vec![]), 8, &PeerInfo::default()));
     assert_eq!(who.authrole, "anonymous");
+}
+
+#[test]
+fn dynamic_answers_must_carry_the_credentials_of_their_method() {
+    use super::dynamic::{judge, AskCtx, Decided};
+    let ctx = |method| AskCtx {
+        realm: "r".into(),
+        authid: "who".into(),
+        method,
+        authextra: None,
+    };
+    let answer = |d: Val<'static>| Val::List(vec![d]);
+    let cra = ctx(wampcra::METHOD);
+    // A bare role settles a ticket login, but a challenge method needs the secret.
+    assert!(judge(&cra, Some(&answer(text("role1")))).is_err());
+    assert!(judge(&cra, Some(&answer(dict(vec![("role", text("r1"))])))).is_err());
+    assert!(judge(&cra, None).is_err());
+    let plain = dict(vec![("role", text("r1")), ("secret", text("pw"))]);
+    match judge(&cra, Some(&answer(plain))) {
+        Ok(Decided::Challenge(g)) => assert!(!g.needs_derivation()),
+        _ => panic!("a plain secret is challenged at once"),
+    }
+    let salted = dict(vec![
+        ("role", text("r1")),
+        ("secret", text("pw")),
+        ("salt", text("s")),
+        ("iterations", Val::UInt(10)),
+    ]);
+    let Ok(Decided::Challenge(mut g)) = judge(&cra, Some(&answer(salted))) else {
+        panic!("a salted secret is accepted");
+    };
+    assert!(g.needs_derivation());
+    assert!(g.derive());
+    assert!(!g.needs_derivation());
+    let bad_iterations = dict(vec![
+        ("role", text("r1")),
+        ("secret", text("pw")),
+        ("salt", text("s")),
+        ("iterations", text("many")),
+    ]);
+    assert!(judge(&cra, Some(&answer(bad_iterations))).is_err());
+    let sign = ctx(cryptosign::METHOD);
+    let key = hex::encode(SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes());
+    let good = dict(vec![("role", text("r1")), ("pubkey", text(&key))]);
+    assert!(matches!(
+        judge(&sign, Some(&answer(good))),
+        Ok(Decided::Challenge(_))
+    ));
+    let empty = dict(vec![("role", text("r1")), ("pubkey", Val::List(vec![]))]);
+    assert!(judge(&sign, Some(&answer(empty))).is_err());
+    let no_role = dict(vec![("pubkey", text(&key))]);
+    assert!(judge(&sign, Some(&answer(no_role))).is_err());
 }

@@ -22,6 +22,7 @@ pub(crate) fn challenge(hello: &HelloInfo<'_>) -> Hello {
             realm: hello.realm.to_string(),
             authid: authid.to_string(),
             step: Step::Ticket,
+            granted: None,
         },
     }
 }

@@ -64,13 +64,22 @@ pub(crate) struct Sent {
 /// HELLO asked for wampcra: a challenge naming the principal's role (a mock one, identical in form,
 /// for an authid without WAMP-CRA credentials).
 pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hello {
+    let principal = hello.authid.and_then(|a| rules.principals.get(a));
+    challenge_as(principal, hello, "static")
+}
+
+/// The challenge for `principal` (None: a mock one), naming `provider`.
+pub(crate) fn challenge_as(
+    principal: Option<&Principal>,
+    hello: &HelloInfo<'_>,
+    provider: &str,
+) -> Hello {
     let Some(authid) = hello.authid else {
         return Hello::Refuse(Refusal::FAILED);
     };
-    let principal = rules.principals.get(authid);
     let key = principal.and_then(|p| p.wampcra.as_ref());
     let role = principal.map_or("", |p| p.role.as_str());
-    let challenge = challenge_json(authid, role, hello.session);
+    let challenge = challenge_json(authid, role, provider, hello.session);
     let mut extra = vec![("challenge", text(&challenge))];
     if let Some((salt, iterations, keylen)) = key.and_then(|k| k.salt.as_ref()) {
         extra.push(("salt", text(salt)));
@@ -84,6 +93,7 @@ pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hell
             realm: hello.realm.to_string(),
             authid: authid.to_string(),
             step: Step::WampCra(Sent { challenge }),
+            granted: None,
         },
     }
 }
@@ -99,12 +109,13 @@ pub(crate) fn verify(
 }
 
 /// The challenge text: a JSON object as the spec lists it.
-fn challenge_json(authid: &str, role: &str, session: u64) -> String {
+fn challenge_json(authid: &str, role: &str, provider: &str, session: u64) -> String {
     let nonce = b64(&random_bytes::<16>());
     format!(
-        "{{\"authid\":{},\"authrole\":{},\"authmethod\":\"wampcra\",\"authprovider\":\"static\",\"nonce\":\"{nonce}\",\"timestamp\":\"{}\",\"session\":{session}}}",
+        "{{\"authid\":{},\"authrole\":{},\"authmethod\":\"wampcra\",\"authprovider\":{},\"nonce\":\"{nonce}\",\"timestamp\":\"{}\",\"session\":{session}}}",
         json_string(authid),
         json_string(role),
+        json_string(provider),
         utc_timestamp(std::time::SystemTime::now()),
     )
 }

@@ -1,6 +1,10 @@
 //! The authentication handshake on the router side: CHALLENGE out, AUTHENTICATE in, possibly a call
 //! to the realm's dynamic authenticator, then the join. The decisions are made by [`crate::auth`].
 //!
+//! A login waits for the authenticator after AUTHENTICATE (ticket: the answer settles it) or after
+//! HELLO (WAMP-CRA, cryptosign: the answer holds the secret or key to challenge with, and a salted
+//! secret's key is derived on a worker thread before the CHALLENGE goes out).
+//!
 //! The dynamic authenticator is called like any procedure, with the router as caller: the caller id
 //! is the session id the login will get (unique across shards, and known to nobody else yet), so the
 //! callee's RESULT or ERROR comes back through the usual paths and is taken off them here.
@@ -15,8 +19,8 @@ use super::dealer::Invoke;
 use super::session::Peer;
 use super::wire::{AppPayload, Encoding, Wire};
 use super::{Conn, Flow, Router, ShardMsg};
-use crate::auth::dynamic::{Ask, AskCtx};
-use crate::auth::{Refusal, Verdict};
+use crate::auth::dynamic::{Ask, AskCtx, Decided, Grant};
+use crate::auth::{Hello, Refusal, Verdict};
 use crate::protocol::features::ClientFeatures;
 use crate::protocol::uri::MatchPolicy;
 use crate::protocol::{codes, Message, Serializer, Val};
@@ -52,6 +56,18 @@ pub(crate) struct Awaiting {
     info: PeerInfo,
     started: std::time::Instant,
     timeout: std::time::Duration,
+    phase: Phase,
+}
+
+/// Where a login the dynamic authenticator handles stands.
+enum Phase {
+    /// The authenticator has been called.
+    Asked,
+    /// Its answer's key is being derived on a worker thread.
+    Deriving,
+    /// CHALLENGE went out while the connection was not reading; the connection takes the
+    /// handshake over with its next message ([`Router::adopt`]).
+    Challenged(crate::auth::Pending),
 }
 
 impl Router {
@@ -113,7 +129,12 @@ impl Router {
     }
 
     /// Calls the dynamic authenticator; the login waits (bounded by the authenticator's `timeout`).
-    fn ask_authenticator(&mut self, conn: &mut Conn, join: PendingJoin, ask: Ask) -> Flow {
+    pub(super) fn ask_authenticator(
+        &mut self,
+        conn: &mut Conn,
+        join: PendingJoin,
+        ask: Ask,
+    ) -> Flow {
         let Some(inv) = self.authenticator_invoke(&join, &ask) else {
             tracing::warn!(
                 realm = %ask.realm,
@@ -138,6 +159,7 @@ impl Router {
                 info: conn.info.clone(),
                 started: std::time::Instant::now(),
                 timeout: ask.timeout,
+                phase: Phase::Asked,
             },
         );
         if inv.0 == self.shard {
@@ -184,9 +206,10 @@ impl Router {
 
     /// The authenticator's RESULT or ERROR for login `session`: WELCOME or ABORT.
     pub(super) fn on_authenticator_answer(&mut self, session: u64, frame: &Bytes) {
-        let Some(w) = self.awaiting.remove(&session) else {
+        if !matches!(self.awaiting.get(&session), Some(w) if matches!(w.phase, Phase::Asked)) {
             return;
-        };
+        }
+        let w = self.awaiting.remove(&session).expect("checked");
         let body = frame.get(RAWSOCKET_HEADER..).unwrap_or_default();
         let args = match Message::parse(Serializer::Json, body) {
             Ok(Message::Result { args, .. }) => args.and_then(|a| match a {
@@ -197,10 +220,72 @@ impl Router {
         };
         let auth = self.auth.clone();
         match auth.judge(&w.ctx, args.as_ref(), &w.info) {
-            Ok(who) => {
+            Ok(Decided::Welcome(who)) => {
                 self.join(&w.peer, w.join, who);
             }
+            Ok(Decided::Challenge(grant)) if grant.needs_derivation() => self.derive(w, grant),
+            Ok(Decided::Challenge(grant)) => self.challenge_granted(w, grant),
             Err(r) => self.refuse_peer(&w.peer, r),
+        }
+    }
+
+    /// Hands the granted secret's key derivation to a worker thread; the result comes back as
+    /// [`super::Handoff::Derived`].
+    fn derive(&mut self, mut w: Awaiting, mut grant: Box<Grant>) {
+        let session = w.join.session;
+        let (mesh, shard) = (self.mesh.clone(), self.shard);
+        let queued = crate::auth::worker::submit(move || {
+            let derived = grant.derive().then_some(grant);
+            mesh.push_conn(shard, super::Handoff::Derived(session, derived));
+        });
+        if !queued {
+            tracing::warn!(
+                session,
+                "too many key derivations in progress; refusing the login"
+            );
+            let _ = self.auth.refuse_granted(&w.ctx, &w.info);
+            self.refuse_peer(&w.peer, Refusal::FAILED);
+            return;
+        }
+        w.phase = Phase::Deriving;
+        self.awaiting.insert(session, w);
+    }
+
+    /// A key derivation finished (None: the answer's parameters were unusable).
+    pub(crate) fn on_derived(&mut self, session: u64, grant: Option<Box<Grant>>) {
+        if !matches!(self.awaiting.get(&session), Some(w) if matches!(w.phase, Phase::Deriving)) {
+            return;
+        }
+        let w = self.awaiting.remove(&session).expect("checked");
+        match grant {
+            Some(g) => self.challenge_granted(w, g),
+            None => {
+                let _ = self.auth.refuse_granted(&w.ctx, &w.info);
+                self.refuse_peer(&w.peer, Refusal::FAILED);
+            }
+        }
+    }
+
+    /// Sends the CHALLENGE for credentials the authenticator granted; the connection picks the
+    /// handshake up when AUTHENTICATE arrives.
+    fn challenge_granted(&mut self, mut w: Awaiting, grant: Box<Grant>) {
+        let auth = self.auth.clone();
+        match auth.challenge_granted(&w.ctx, grant, w.join.session, &w.info) {
+            Hello::Challenge {
+                authmethod,
+                extra,
+                pending,
+            } => {
+                let msg = Message::Challenge {
+                    authmethod: Cow::Borrowed(authmethod),
+                    extra,
+                };
+                self.reply_peer(&w.peer.clone(), &msg);
+                w.phase = Phase::Challenged(pending);
+                self.awaiting.insert(w.join.session, w);
+            }
+            Hello::Refuse(r) => self.refuse_peer(&w.peer, r),
+            Hello::Welcome(_) | Hello::Ask(_) => self.refuse_peer(&w.peer, Refusal::FAILED),
         }
     }
 
@@ -209,6 +294,7 @@ impl Router {
         let late: Vec<u64> = self
             .awaiting
             .iter()
+            .filter(|(_, w)| !matches!(w.phase, Phase::Challenged(_)))
             .filter(|(_, w)| w.started.elapsed() >= w.timeout)
             .map(|(&id, _)| id)
             .collect();
@@ -247,9 +333,21 @@ impl Router {
 
     #[inline(never)]
     fn adopt_settled(&mut self, conn: &mut Conn) {
-        let Some(p) = conn.pending.as_ref() else {
+        let Some(p) = conn.pending.as_mut() else {
             return;
         };
+        if p.auth.is_none()
+            && matches!(self.awaiting.get(&p.session), Some(w) if matches!(w.phase, Phase::Challenged(_)) && Rc::ptr_eq(&w.peer, &conn.peer))
+        {
+            if let Some(Awaiting {
+                phase: Phase::Challenged(pending),
+                ..
+            }) = self.awaiting.remove(&p.session)
+            {
+                p.auth = Some(pending);
+            }
+            return;
+        }
         if conn.session.is_none()
             && p.auth.is_none()
             && self

@@ -89,6 +89,8 @@ pub enum Handoff {
     Rules(Arc<authorize::Rules>, Arc<crate::auth::Auth>),
     /// New event history patterns (configuration reloaded).
     History(history::Histories),
+    /// A login's key derivation finished on a worker thread (None: it failed).
+    Derived(u64, Option<Box<crate::auth::dynamic::Grant>>),
 }
 
 /// The mesh type the router uses.
@@ -404,7 +406,7 @@ impl Router {
 
     /// Handles one complete WAMP message from a connection.
     pub fn on_frame(&mut self, conn: &mut Conn, frame: &Bytes) -> Flow {
-        let mut msg = match Message::parse(conn.peer.enc.ser, frame) {
+        let msg = match Message::parse(conn.peer.enc.ser, frame) {
             Ok(m) => m,
             Err(e) if conn.peer.goodbye_sent.get() => {
                 tracing::debug!("ignoring a malformed message after GOODBYE: {e}");
@@ -436,7 +438,7 @@ impl Router {
         &mut self,
         conn: &mut Conn,
         sid: u64,
-        msg: Message<'_>,
+        mut msg: Message<'_>,
         frame: &Bytes,
     ) -> Flow {
         if let Some(bad) = bad_request_id(&msg) {
@@ -628,6 +630,7 @@ impl Router {
                 self.abort(conn, r.reason, r.message);
                 Flow::Close
             }
+            crate::auth::Hello::Ask(ask) => self.ask_authenticator(conn, join, ask),
         }
     }
 
@@ -1189,7 +1192,7 @@ fn bad_request_id(msg: &Message<'_>) -> Option<u64> {
 fn welcome_details(
     realm: &str,
     who: &Identity,
-    authextra: &[(&'static str, String)],
+    authextra: &[(Cow<'static, str>, Val<'static>)],
 ) -> Val<'static> {
     let features = |names: &[&'static str]| {
         Val::Dict(
@@ -1208,15 +1211,7 @@ fn welcome_details(
         (Cow::Borrowed("authrole"), text(&who.authrole)),
         (Cow::Borrowed("authmethod"), text(&who.authmethod)),
         (Cow::Borrowed("authprovider"), text(&who.authprovider)),
-        (
-            Cow::Borrowed("authextra"),
-            Val::Dict(
-                authextra
-                    .iter()
-                    .map(|(k, v)| (Cow::Borrowed(*k), text(v)))
-                    .collect(),
-            ),
-        ),
+        (Cow::Borrowed("authextra"), Val::Dict(authextra.to_vec())),
         (
             Cow::Borrowed("roles"),
             Val::Dict(vec![
