@@ -20,6 +20,7 @@ fn start() -> InProcess {
     spec.authenticator = Some(ProcedureRef {
         procedure: AUTHENTICATOR.into(),
         realm: SERVICE_REALM.into(),
+        timeout: None,
     });
     let config = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],

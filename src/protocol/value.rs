@@ -331,11 +331,12 @@ impl<'a> Val<'a> {
         if let Val::Raw(p) = self {
             // Byte by byte: a slice comparison would be a call to memcmp, and this runs several
             // times for every CALL, YIELD and PUBLISH, nearly always on empty options.
-            let empty = match (p.ser, p.bytes) {
-                (Serializer::Json, [b'{', b'}']) => true,
-                (Serializer::MsgPack, [0x80]) | (Serializer::Cbor, [0xa0]) => true,
-                _ => false,
-            };
+            let empty = matches!(
+                (p.ser, p.bytes),
+                (Serializer::Json, [b'{', b'}'])
+                    | (Serializer::MsgPack, [0x80])
+                    | (Serializer::Cbor, [0xa0])
+            );
             if empty {
                 return true;
             }

@@ -518,12 +518,12 @@ mod tests {
             perm("com.", Prefix, &[Call], &[Disclose::Caller]),
             perm("org.", Prefix, &[Call, Publish], &[]),
         ]);
-        assert!(r.forces_disclosure(0, "a", Call, "com.x"));
-        assert!(!r.forces_disclosure(0, "a", Call, "org.x"));
+        assert!(r.forces_disclosure(false, 0, "a", Call, "com.x"));
+        assert!(!r.forces_disclosure(false, 0, "a", Call, "org.x"));
         // The same grants without any `disclose`: never forced, whatever the URI.
         let quiet = rules(vec![perm("com.", Prefix, &[Call], &[])]);
-        assert!(!quiet.forces_disclosure(0, "a", Call, "com.x"));
-        assert!(!Rules::open().forces_disclosure(0, "a", Publish, "com.x"));
+        assert!(!quiet.forces_disclosure(false, 0, "a", Call, "com.x"));
+        assert!(!Rules::open().forces_disclosure(false, 0, "a", Publish, "com.x"));
     }
 
     #[test]
