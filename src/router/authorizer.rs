@@ -519,7 +519,7 @@ impl Router {
         if !self.apply_answer(sid, req, uri, a) {
             return Flow::Continue;
         }
-        let flow = self.dispatch(conn, sid, msg, frame);
+        let flow = self.dispatch(conn, sid, &msg, frame);
         self.authorizer.disclose_now = false;
         flow
     }
@@ -527,7 +527,7 @@ impl Router {
     /// Handles a message that queued behind a parked request, as if it had just arrived.
     fn replay_held(&mut self, conn: &mut Conn, sid: u64, frame: &Bytes) -> Flow {
         match Message::parse(conn.peer.enc.ser, frame) {
-            Ok(msg) => self.on_request(conn, sid, msg, frame),
+            Ok(mut msg) => self.on_request(conn, sid, &mut msg, frame),
             Err(e) => self.violation(conn, &format!("malformed message: {e}")),
         }
     }

@@ -748,7 +748,12 @@ impl Router {
             invoked: self.now_us,
             caller_ppt: inv.caller_ppt,
             counted: inv.route.counted,
-            retry: inv.route.reroutable.then(|| self.keep_for_reroute(inv)),
+            // Not `then(|| ...)`: a closure that owns the call copies it even when not run.
+            retry: if inv.route.reroutable {
+                Some(self.keep_for_reroute(inv))
+            } else {
+                None
+            },
         };
         let callee = self.sessions.get_mut(&callee_sid).expect("checked above");
         let taken = callee.invocation_id();
@@ -762,7 +767,7 @@ impl Router {
         if timeout_ms > 0 {
             self.start_call_timer(timeout_ms, callee_sid, request, caller_request);
         }
-        self.push(&peer, bytes);
+        self.push_typed(&peer, bytes, codes::INVOCATION);
     }
 
     /// True if the router ever sent session `sid` an INVOCATION with this request id.

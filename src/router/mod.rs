@@ -406,7 +406,7 @@ impl Router {
 
     /// Handles one complete WAMP message from a connection.
     pub fn on_frame(&mut self, conn: &mut Conn, frame: &Bytes) -> Flow {
-        let msg = match Message::parse(conn.peer.enc.ser, frame) {
+        let mut msg = match Message::parse(conn.peer.enc.ser, frame) {
             Ok(m) => m,
             Err(e) if conn.peer.goodbye_sent.get() => {
                 tracing::debug!("ignoring a malformed message after GOODBYE: {e}");
@@ -428,7 +428,7 @@ impl Router {
         if conn.peer.parked.get() && authorizer::held_back(&msg) {
             return self.hold_back(conn, sid, frame);
         }
-        self.on_request(conn, sid, msg, frame)
+        self.on_request(conn, sid, &mut msg, frame)
     }
 
     /// A message of an established session, in the order the session sent it: checks it, has it
@@ -438,15 +438,16 @@ impl Router {
         &mut self,
         conn: &mut Conn,
         sid: u64,
-        mut msg: Message<'_>,
+        msg: &mut Message<'_>,
         frame: &Bytes,
     ) -> Flow {
-        if let Some(bad) = bad_request_id(&msg) {
+        if let Some(bad) = bad_request_id(msg) {
             return self.violation(conn, &format!("request id {bad} is out of range"));
         }
-        if let Err(e) = msg.decode_options() {
-            return self.violation(conn, &format!("malformed options: {e}"));
-        }
+        let has_options = match msg.decode_options() {
+            Ok(has) => has,
+            Err(e) => return self.violation(conn, &format!("malformed options: {e}")),
+        };
         if let Some(why) = self.passthru_violation(sid, &msg) {
             return self.violation(conn, &why);
         }
@@ -461,13 +462,15 @@ impl Router {
                 );
             }
         }
-        if let Err(e) = msg.check_options() {
-            return self.violation(conn, &e.to_string());
+        if has_options {
+            if let Err(e) = msg.check_options() {
+                return self.violation(conn, &e.to_string());
+            }
         }
         if !self.authorized(sid, &msg, frame) {
             return Flow::Continue;
         }
-        self.dispatch(conn, sid, msg, frame)
+        self.dispatch(conn, sid, &msg, frame)
     }
 
     /// Routes an authorized message.
@@ -476,7 +479,7 @@ impl Router {
         &mut self,
         conn: &mut Conn,
         sid: u64,
-        msg: Message<'_>,
+        msg: &Message<'_>,
         frame: &Bytes,
     ) -> Flow {
         match msg {
@@ -487,8 +490,8 @@ impl Router {
                 args,
                 kwargs,
             } => {
-                let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_publish(sid, request, &options, &topic, payload)
+                let payload = AppPayload::from_frame(frame, args, kwargs);
+                self.on_publish(sid, *request, options, topic, payload)
             }
             Message::Call {
                 request,
@@ -497,8 +500,8 @@ impl Router {
                 args,
                 kwargs,
             } => {
-                let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_call(sid, request, &procedure, &options, payload)
+                let payload = AppPayload::from_frame(frame, args, kwargs);
+                self.on_call(sid, *request, procedure, options, payload)
             }
             Message::Yield {
                 request,
@@ -506,14 +509,14 @@ impl Router {
                 args,
                 kwargs,
             } => {
-                if !self.invocation_was_sent(sid, request) {
+                if !self.invocation_was_sent(sid, *request) {
                     return self.violation(
                         conn,
                         &format!("YIELD for INVOCATION {request}, which was never sent"),
                     );
                 }
-                let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_yield(sid, request, &options, payload)
+                let payload = AppPayload::from_frame(frame, args, kwargs);
+                self.on_yield(sid, *request, options, payload)
             }
             Message::Error {
                 request_type,
@@ -523,48 +526,48 @@ impl Router {
                 args,
                 kwargs,
             } => {
-                if request_type != codes::INVOCATION {
+                if *request_type != codes::INVOCATION {
                     return self.violation(
                         conn,
                         &format!(
                             "ERROR for {} is not something a client may send",
-                            codes::name(request_type)
+                            codes::name(*request_type)
                         ),
                     );
                 }
-                if !self.invocation_was_sent(sid, request) {
+                if !self.invocation_was_sent(sid, *request) {
                     return self.violation(
                         conn,
                         &format!("ERROR for INVOCATION {request}, which was never sent"),
                     );
                 }
-                let payload = AppPayload::from_frame(frame, &args, &kwargs);
-                self.on_invocation_error(sid, request, &details, &error, payload)
+                let payload = AppPayload::from_frame(frame, args, kwargs);
+                self.on_invocation_error(sid, *request, details, error, payload)
             }
             Message::Subscribe {
                 request,
                 options,
                 topic,
-            } => self.on_subscribe(sid, request, &options, &topic),
+            } => self.on_subscribe(sid, *request, options, topic),
             Message::Unsubscribe {
                 request,
                 subscription,
-            } => self.on_unsubscribe(sid, request, subscription),
+            } => self.on_unsubscribe(sid, *request, *subscription),
             Message::Register {
                 request,
                 options,
                 procedure,
-            } => self.on_register(sid, request, &options, &procedure),
+            } => self.on_register(sid, *request, options, procedure),
             Message::Unregister {
                 request,
                 registration,
-            } => self.on_unregister(sid, request, registration),
+            } => self.on_unregister(sid, *request, *registration),
             Message::Goodbye { .. } => self.on_goodbye(conn),
             Message::Abort { .. } => {
                 self.end_session(conn);
                 Flow::Close
             }
-            Message::Cancel { request, options } => self.on_cancel(sid, request, &options),
+            Message::Cancel { request, options } => self.on_cancel(sid, *request, options),
             Message::Hello { .. } => self.violation(conn, "HELLO on an established session"),
             other => self.violation(
                 conn,
@@ -902,9 +905,18 @@ impl Router {
 
     /// Queues a finished frame on a peer's outbox.
     pub(crate) fn push(&self, peer: &Peer, frame: Bytes) {
-        let code = metered::frame_type(peer.enc, &frame);
+        match metered::frame_type(peer.enc, &frame) {
+            Some(code) => self.push_typed(peer, frame, code),
+            None => self.log_push(peer, peer.outbox.push(frame)),
+        }
+    }
+
+    /// Queues `frame`, a message of type `code`: the caller that built it knows the type, so it
+    /// is not read back from the bytes.
+    #[inline]
+    pub(crate) fn push_typed(&self, peer: &Peer, frame: Bytes, code: u64) {
         let outcome = peer.outbox.push(frame);
-        if let (Push::Queued, Some(code)) = (outcome, code) {
+        if outcome == Push::Queued {
             self.metrics.sent(code);
         }
         self.log_push(peer, outcome);
@@ -967,7 +979,7 @@ impl Router {
     /// Encodes `msg` for `peer` and queues it.
     pub(crate) fn reply_peer(&self, peer: &Peer, msg: &Message<'_>) {
         match frame(peer.enc, msg) {
-            Ok(b) => self.push(peer, b),
+            Ok(b) => self.push_typed(peer, b, msg.code()),
             Err(e) => tracing::warn!(error = %e, "cannot encode {}", codes::name(msg.code())),
         }
     }
