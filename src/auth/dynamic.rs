@@ -9,8 +9,8 @@
 //! `salt`, `iterations`, `keylen`) for WAMP-CRA, `pubkey` (hex, or a list of them) for cryptosign;
 //! the router then challenges and verifies exactly as for a listed principal. SCRAM (`wamp-scram`,
 //! `scram`) is asked at HELLO too; its answer is a Crossbar credential (salt, KDF parameters,
-//! StoredKey, ServerKey) or a password to derive them from ([`super::scram_answer`]). An ERROR, an answer
-//! of the wrong shape, no callee, or no answer in time refuse the login with
+//! StoredKey, ServerKey) or a password to derive them from ([`super::scram_answer`]). An ERROR, an
+//! answer of the wrong shape, no callee, or no answer in time refuse the login with
 //! `wamp.error.authentication_failed`.
 
 use std::borrow::Cow;
