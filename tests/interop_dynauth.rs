@@ -1,6 +1,8 @@
 //! Dynamic authenticator interop: an autobahn-python component in realm "auth" answers for authids
-//! the realm does not list; autobahn-python clients log in with WAMP-CRA (with and without salt)
-//! and cryptosign, accepted and refused, on a router with 2 shards. The client is mandatory: a
+//! the realm does not list; autobahn-python clients log in with WAMP-CRA (with and without salt),
+//! SCRAM (autobahn's `scram` dialect: Crossbar credentials the authenticator computes, one made by
+//! autobahn's `derive_scram_credential`, and a password wampd derives the keys from) and
+//! cryptosign, accepted and refused, on a router with 2 shards. The client is mandatory: a
 //! missing venv fails the test (`bash tests/interop/setup.sh`).
 
 mod common;
@@ -9,7 +11,7 @@ use common::auth::{realm_spec, AUTHENTICATOR, REALM};
 use common::interop::{dir, require, run_script, url};
 use common::InProcess;
 use wampd::config::file::ProcedureRef;
-use wampd::config::Config;
+use wampd::config::{AuthLimits, Config};
 
 const SERVICE_REALM: &str = "auth";
 const FAILED: &str = "wamp.error.authentication_failed";
@@ -28,6 +30,11 @@ fn start() -> InProcess {
         pin_cores: false,
         realms: vec![REALM.into(), SERVICE_REALM.into()],
         realm_specs: vec![spec],
+        // More refused cases than the failure limit allows from one address.
+        auth_limits: AuthLimits {
+            max_failures: 0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let server = wampd::server::Server::start(config).expect("router starts");
@@ -37,6 +44,9 @@ fn start() -> InProcess {
         addr,
     }
 }
+
+/// The salt of the SCRAM credentials the authenticator computes (hex, as Crossbar stores it).
+const SCRAM_SALT: &str = "a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8";
 
 fn spec() -> serde_json::Value {
     use serde_json::json;
@@ -57,6 +67,18 @@ fn spec() -> serde_json::Value {
                         "role": "r2"},
         },
         "keys": {pubkey.clone(): {"pubkey": pubkey, "role": "backend", "authid": "keyholder"}},
+        "scram": {
+            "dynscram": {"shape": "crossbar", "password": "dyn-scram", "salt": SCRAM_SALT,
+                         "iterations": 2, "memory": 1024, "role": "dynrole"},
+            "dynscrambad": {"shape": "crossbar", "password": "dyn-scram", "salt": SCRAM_SALT,
+                            "iterations": 2, "memory": 1024, "role": "dynrole",
+                            "break": "stored-key"},
+            "dynscramab": {"shape": "autobahn", "credential_authid": "user@example.com",
+                           "password": "dyn-scram3", "role": "backend", "authid": "scrammed"},
+            "dynscrampw": {"shape": "password", "role": "r2",
+                           "answer": {"password": "dyn-scram2", "kdf": "argon2id13",
+                                      "iterations": 2, "memory": 2048}},
+        },
         "cases": [
             {"name": "wampcra", "method": "wampcra", "role": "dynrole",
              "args": {"authid": "dyncra", "secret": "dyn-pw"}, "expect": "ok"},
@@ -68,6 +90,21 @@ fn spec() -> serde_json::Value {
              "args": {"authid": "dyncra", "secret": "nope"}, "expect": FAILED},
             {"name": "wampcra-salted-wrong", "method": "wampcra",
              "args": {"authid": "dynsalt", "secret": "dyn-pw"}, "expect": FAILED},
+            {"name": "scram-crossbar", "method": "scram", "role": "dynrole",
+             "args": {"authid": "dynscram", "password": "dyn-scram"}, "expect": "ok"},
+            {"name": "scram-autobahn-credential", "method": "scram", "role": "backend",
+             "authid": "scrammed",
+             "args": {"authid": "dynscramab", "password": "dyn-scram3"}, "expect": "ok"},
+            {"name": "scram-password", "method": "scram", "role": "r2",
+             "args": {"authid": "dynscrampw", "password": "dyn-scram2"}, "expect": "ok"},
+            {"name": "scram-crossbar-wrong", "method": "scram",
+             "args": {"authid": "dynscram", "password": "nope"}, "expect": FAILED},
+            {"name": "scram-password-wrong", "method": "scram",
+             "args": {"authid": "dynscrampw", "password": "dyn-scram"}, "expect": FAILED},
+            {"name": "scram-malformed", "method": "scram",
+             "args": {"authid": "dynscrambad", "password": "dyn-scram"}, "expect": FAILED},
+            {"name": "scram-unknown", "method": "scram",
+             "args": {"authid": "stranger", "password": "dyn-scram"}, "expect": FAILED},
             {"name": "wampcra-unknown", "method": "wampcra",
              "args": {"authid": "stranger", "secret": "dyn-pw"}, "expect": FAILED},
             {"name": "cryptosign-unknown-key", "method": "cryptosign",
@@ -90,7 +127,16 @@ fn run(ws: bool, ser: &str) {
         o.stdout,
         o.stderr
     );
-    for case in ["wampcra-salted", "cryptosign", "cryptosign-unknown-key"] {
+    for case in [
+        "wampcra-salted",
+        "cryptosign",
+        "cryptosign-unknown-key",
+        "scram-crossbar",
+        "scram-autobahn-credential",
+        "scram-password",
+        "scram-crossbar-wrong",
+        "scram-malformed",
+    ] {
         assert!(o.stdout.contains(&format!("OK dynauth {case}\n")), "{case}");
     }
 }

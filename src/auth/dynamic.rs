@@ -7,12 +7,15 @@
 //! optionally `authid` and `extra`. WAMP-CRA and cryptosign need the secret or key to challenge with,
 //! so the authenticator is asked at HELLO and answers a dict with the credentials: `secret` (and
 //! `salt`, `iterations`, `keylen`) for WAMP-CRA, `pubkey` (hex, or a list of them) for cryptosign;
-//! the router then challenges and verifies exactly as for a listed principal. An ERROR, an answer
-//! of the wrong shape, no callee, or no answer in time refuse the login with
+//! the router then challenges and verifies exactly as for a listed principal. SCRAM (`wamp-scram`,
+//! `scram`) is asked at HELLO too; its answer is a Crossbar credential (salt, KDF parameters,
+//! StoredKey, ServerKey) or a password to derive them from ([`super::scram_answer`]). An ERROR, an
+//! answer of the wrong shape, no callee, or no answer in time refuse the login with
 //! `wamp.error.authentication_failed`.
 
 use std::borrow::Cow;
 
+use super::scram_answer::ScramAnswer;
 use super::{dict, text, Authenticated, Principal, Refusal};
 use crate::config::file::{ProcedureRef, WampCraSpec};
 use crate::protocol::Val;
@@ -43,12 +46,12 @@ pub struct AskCtx {
 }
 
 /// Credentials the authenticator granted to one login, to challenge it with. A salted WAMP-CRA
-/// secret still needs its key derived (slow by design), which [`Grant::derive`] does off the
-/// shard threads.
+/// secret or a SCRAM password still needs its key derived (slow by design), which
+/// [`Grant::derive`] does off the shard threads.
 pub struct Grant {
     pub(crate) principal: Principal,
-    /// WAMP-CRA credentials whose key is not derived yet.
-    underived: Option<WampCraSpec>,
+    /// Credentials whose key is not derived yet.
+    underived: Option<Underived>,
     /// The answer's `extra`, for WELCOME.authextra.
     pub(crate) authextra: AuthExtra,
 }
@@ -61,17 +64,35 @@ impl Grant {
 
     /// Runs the key derivation; false if the answer's parameters are unusable.
     pub fn derive(&mut self) -> bool {
-        let Some(spec) = self.underived.take() else {
-            return true;
-        };
-        match super::wampcra::Key::derive(&spec) {
-            Ok(key) => {
-                self.principal.wampcra = Some(key);
-                true
+        match self.underived.take() {
+            None => true,
+            Some(Underived::WampCra(spec)) => match super::wampcra::Key::derive(&spec) {
+                Ok(key) => {
+                    self.principal.wampcra = Some(key);
+                    true
+                }
+                Err(_) => false,
+            },
+            Some(Underived::Scram { password, params }) => {
+                match super::scram::Stored::derive_with(password.as_bytes(), params) {
+                    Ok(stored) => {
+                        self.principal.scram = Some(stored);
+                        true
+                    }
+                    Err(_) => false,
+                }
             }
-            Err(_) => false,
         }
     }
+}
+
+/// Granted credentials whose key is still to be derived.
+enum Underived {
+    WampCra(WampCraSpec),
+    Scram {
+        password: String,
+        params: super::scram::Params,
+    },
 }
 
 /// WELCOME.authextra entries.
@@ -201,11 +222,21 @@ pub(crate) fn judge(ctx: &AskCtx, args: Option<&Val<'_>>) -> Result<Decided, Ref
                 authextra: grant.authextra,
             }))
         }
-        super::wampcra::METHOD => grant.underived = Some(cra_spec(answer)?),
+        super::wampcra::METHOD => grant.underived = Some(Underived::WampCra(cra_spec(answer)?)),
         super::cryptosign::METHOD => grant.principal.cryptosign = pubkeys(answer)?,
+        m if super::scram::Dialect::from_method(m).is_some() => {
+            match super::scram_answer::parse(answer)? {
+                ScramAnswer::Keys(stored) => grant.principal.scram = Some(stored),
+                ScramAnswer::Password { password, params } => {
+                    grant.underived = Some(Underived::Scram { password, params })
+                }
+            }
+        }
         _ => return Err(Refusal::FAILED),
     }
-    if grant.underived.as_ref().is_some_and(|s| s.salt.is_none()) && !grant.derive() {
+    // An unsalted WAMP-CRA secret is its own key: nothing slow to run.
+    let unsalted = matches!(&grant.underived, Some(Underived::WampCra(s)) if s.salt.is_none());
+    if unsalted && !grant.derive() {
         return Err(Refusal::FAILED);
     }
     Ok(Decided::Challenge(Box::new(grant)))
@@ -247,7 +278,7 @@ fn granted(ctx: &AskCtx, d: &Val<'_>) -> Result<(Authenticated, AuthExtra), Refu
 }
 
 /// An optional unsigned attribute that must fit in u32.
-fn opt_u32(d: &Val<'_>, key: &str) -> Result<Option<u32>, Refusal> {
+pub(super) fn opt_u32(d: &Val<'_>, key: &str) -> Result<Option<u32>, Refusal> {
     match d.get(key).filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(v) => v

@@ -9,18 +9,19 @@
 //! needs a secret is challenged — also for authids and keys the realm does not know, with a mock
 //! challenge — and every failure is `wamp.error.authentication_failed`. So neither the existence of an
 //! authid nor which part of a response was wrong can be probed. `no_such_principal` is never sent.
-//! A realm with a dynamic authenticator hands WAMP-CRA and cryptosign logins of unlisted authids to
-//! it at HELLO, so its refusals come before any CHALLENGE.
+//! A realm with a dynamic authenticator hands WAMP-CRA, SCRAM and cryptosign logins of unlisted
+//! authids to it at HELLO, so its refusals come before any CHALLENGE.
 //!
 //! Key derivation (PBKDF2, Argon2) runs once per principal when [`Auth::build`] loads the rules,
 //! which the server does before any shard starts; a login then costs a few HMACs or one Ed25519
-//! verification, so a shard never runs a slow KDF. A salted WAMP-CRA secret that the dynamic
-//! authenticator hands over at login time is derived on [`worker`]'s threads instead.
+//! verification, so a shard never runs a slow KDF. A salted WAMP-CRA secret or a SCRAM password that
+//! the dynamic authenticator hands over at login time is derived on [`worker`]'s threads instead.
 
 pub mod cryptosign;
 pub mod dynamic;
 pub mod limiter;
 pub mod scram;
+mod scram_answer;
 pub mod ticket;
 pub mod tls;
 pub mod wampcra;
@@ -227,6 +228,14 @@ impl Auth {
             peer,
         };
         let out = match (&rules.authenticator, rules.dynamic_serves(method, &hello)) {
+            // A SCRAM HELLO this server cannot continue is refused before the authenticator is
+            // asked (the static path refuses it the same way).
+            (Some(_), true)
+                if scram::Dialect::from_method(method).is_some()
+                    && scram::client_first(&hello).is_none() =>
+            {
+                Hello::Refuse(Refusal::FAILED)
+            }
             (Some(target), true) => {
                 Hello::Ask(dynamic::ask_hello(target, method_name(method), &hello))
             }
@@ -359,7 +368,19 @@ impl Auth {
                 wampcra::challenge_as(Some(&grant.principal), &hello, dynamic::PROVIDER)
             }
             cryptosign::METHOD => cryptosign::challenge_as(grant.principal.authid.clone(), &hello),
-            _ => Hello::Refuse(Refusal::FAILED),
+            m => match (scram::Dialect::from_method(m), &grant.principal.scram) {
+                // The AuthMessage names the authid the client sent, whatever WELCOME will name.
+                (Some(d), Some(stored)) => scram::challenge_as(
+                    Some(stored),
+                    &HelloInfo {
+                        authid: Some(&ctx.authid),
+                        ..hello
+                    },
+                    d,
+                    &self.mock_key,
+                ),
+                _ => Hello::Refuse(Refusal::FAILED),
+            },
         };
         match out {
             Hello::Challenge {
@@ -449,7 +470,10 @@ impl RealmAuth {
             wampcra::METHOD => self.authenticator.is_some() || any(|p| p.wampcra.is_some()),
             cryptosign::METHOD => self.authenticator.is_some() || !self.by_pubkey.is_empty(),
             tls::METHOD => peer.tls.is_some() && any(|p| p.tls.is_some()),
-            m => scram::Dialect::from_method(m).is_some() && any(|p| p.scram.is_some()),
+            m => {
+                scram::Dialect::from_method(m).is_some()
+                    && (self.authenticator.is_some() || any(|p| p.scram.is_some()))
+            }
         }
     }
 }
@@ -463,6 +487,7 @@ impl RealmAuth {
         match (method, hello.authid) {
             (wampcra::METHOD, Some(a)) => !listed(a),
             (cryptosign::METHOD, Some(a)) => !listed(a),
+            (m, Some(a)) if scram::Dialect::from_method(m).is_some() => !listed(a),
             (cryptosign::METHOD, None) => !hello
                 .extra_str("pubkey")
                 .and_then(|k| cryptosign::parse_key(&k).ok())
@@ -474,10 +499,9 @@ impl RealmAuth {
 
 /// The `&'static` name of a method the dynamic path serves.
 fn method_name(method: &str) -> &'static str {
-    if method == wampcra::METHOD {
-        wampcra::METHOD
-    } else {
-        cryptosign::METHOD
+    match method {
+        wampcra::METHOD => wampcra::METHOD,
+        m => scram::Dialect::from_method(m).map_or(cryptosign::METHOD, scram::Dialect::method),
     }
 }
 

@@ -82,12 +82,48 @@ impl Keys {
     }
 }
 
+/// The KDF and its parameters, as the CHALLENGE names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Params {
+    pub kdf: Kdf,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    /// Argon2 memory in KiB (unused by PBKDF2).
+    pub memory: u32,
+}
+
+impl Params {
+    /// `kdf` with the default costs and a fresh random 16-byte salt; `iterations` and `memory`
+    /// override the defaults.
+    pub(crate) fn fresh(kdf: Kdf, iterations: Option<u32>, memory: Option<u32>) -> Params {
+        let (iterations, memory) = match kdf {
+            Kdf::Argon2id13 => (
+                iterations.unwrap_or(DEFAULT_ARGON2_ITERATIONS),
+                memory.unwrap_or(DEFAULT_ARGON2_MEMORY),
+            ),
+            Kdf::Pbkdf2 => (iterations.unwrap_or(DEFAULT_PBKDF2_ITERATIONS), 0),
+        };
+        Params {
+            kdf,
+            salt: random_bytes::<16>().to_vec(),
+            iterations,
+            memory,
+        }
+    }
+}
+
+/// A KDF by the name either dialect (or a Crossbar credential) gives it.
+pub fn kdf_from_name(name: &str) -> Option<Kdf> {
+    match name {
+        "argon2id13" | "argon2id-13" => Some(Kdf::Argon2id13),
+        "pbkdf2" => Some(Kdf::Pbkdf2),
+        _ => None,
+    }
+}
+
 /// What the server stores for one principal.
 pub(crate) struct Stored {
-    kdf: Kdf,
-    salt: [u8; 16],
-    iterations: u32,
-    memory: u32,
+    pub(crate) params: Params,
     spec: Keys,
     autobahn: Keys,
 }
@@ -95,35 +131,40 @@ pub(crate) struct Stored {
 impl Stored {
     /// Derives the keys (slow: the KDF runs here) with a fresh random salt.
     pub(crate) fn derive(spec: &ScramSpec) -> Result<Stored, String> {
-        let salt = random_bytes::<16>();
-        let (iterations, memory) = match spec.kdf {
-            Kdf::Argon2id13 => (
-                spec.iterations.unwrap_or(DEFAULT_ARGON2_ITERATIONS),
-                spec.memory.unwrap_or(DEFAULT_ARGON2_MEMORY),
-            ),
-            Kdf::Pbkdf2 => (spec.iterations.unwrap_or(DEFAULT_PBKDF2_ITERATIONS), 0),
-        };
+        let params = Params::fresh(spec.kdf, spec.iterations, spec.memory);
+        Stored::derive_with(spec.password.as_bytes(), params)
+    }
+
+    /// Derives the keys of both dialects from `password` with `params` (slow: the KDF runs here).
+    pub(crate) fn derive_with(password: &[u8], params: Params) -> Result<Stored, String> {
         let salted = salted_password(
-            spec.kdf,
-            spec.password.as_bytes(),
-            &salt,
-            iterations,
-            memory,
+            params.kdf,
+            password,
+            &params.salt,
+            params.iterations,
+            params.memory,
         )?;
-        let autobahn_salted = match spec.kdf {
+        let autobahn_salted = match params.kdf {
             Kdf::Argon2id13 => base64::engine::general_purpose::STANDARD_NO_PAD
                 .encode(salted)
                 .into_bytes(),
             Kdf::Pbkdf2 => salted.to_vec(),
         };
         Ok(Stored {
-            kdf: spec.kdf,
-            salt,
-            iterations,
-            memory,
+            params,
             spec: Keys::from_salted(&salted),
             autobahn: Keys::from_salted(&autobahn_salted),
         })
+    }
+
+    /// Keys someone else derived (a Crossbar-style credential): the same for both dialects, since
+    /// whoever derived them chose how SaltedPassword is fed to HMAC.
+    pub(crate) fn from_keys(params: Params, keys: Keys) -> Stored {
+        Stored {
+            params,
+            spec: keys,
+            autobahn: keys,
+        }
     }
 
     fn keys(&self, d: Dialect) -> &Keys {
@@ -169,6 +210,19 @@ pub(crate) struct Sent {
     nonce: String,
 }
 
+/// The client's authid and nonce, if HELLO is a SCRAM client-first message this server serves
+/// (an authid, a base64 nonce, no channel binding).
+pub(crate) fn client_first(hello: &HelloInfo<'_>) -> Option<(String, String)> {
+    let (Some(authid), Some(client_nonce)) = (hello.authid, hello.extra_str("nonce")) else {
+        return None;
+    };
+    let binding = hello.authextra.and_then(|e| e.get("channel_binding"));
+    if unb64(&client_nonce).is_none() || binding.is_some_and(|b| !b.is_null()) {
+        return None;
+    }
+    Some((authid.to_string(), client_nonce))
+}
+
 /// HELLO asked for SCRAM: the challenge with the principal's salt and KDF parameters — or, for an
 /// authid without SCRAM credentials, a mock one whose salt is always the same for that authid.
 pub(crate) fn challenge(
@@ -177,37 +231,51 @@ pub(crate) fn challenge(
     dialect: Dialect,
     mock_key: &[u8; 32],
 ) -> Hello {
-    let (Some(authid), Some(client_nonce)) = (hello.authid, hello.extra_str("nonce")) else {
+    let stored = hello
+        .authid
+        .and_then(|a| rules.principals.get(a))
+        .and_then(|p| p.scram.as_ref());
+    challenge_as(stored, hello, dialect, mock_key)
+}
+
+/// The challenge for `stored` (None: a mock one) to the client of `hello`.
+pub(crate) fn challenge_as(
+    stored: Option<&Stored>,
+    hello: &HelloInfo<'_>,
+    dialect: Dialect,
+    mock_key: &[u8; 32],
+) -> Hello {
+    let Some((authid, client_nonce)) = client_first(hello) else {
         return Hello::Refuse(Refusal::FAILED);
     };
-    let binding = hello.authextra.and_then(|e| e.get("channel_binding"));
-    if unb64(&client_nonce).is_none() || binding.is_some_and(|b| !b.is_null()) {
-        return Hello::Refuse(Refusal::FAILED);
-    }
-    let stored = rules.principals.get(authid).and_then(|p| p.scram.as_ref());
-    let (kdf, salt, iterations, memory) = match stored {
-        Some(s) => (s.kdf, s.salt.to_vec(), s.iterations, s.memory),
-        None => (
-            Kdf::Argon2id13,
-            mock_salt(mock_key, hello.realm, authid),
-            DEFAULT_ARGON2_ITERATIONS,
-            DEFAULT_ARGON2_MEMORY,
-        ),
+    let mock;
+    let params = match stored {
+        Some(s) => &s.params,
+        None => {
+            mock = Params {
+                kdf: Kdf::Argon2id13,
+                salt: mock_salt(mock_key, hello.realm, &authid),
+                iterations: DEFAULT_ARGON2_ITERATIONS,
+                memory: DEFAULT_ARGON2_MEMORY,
+            };
+            &mock
+        }
     };
     let nonce = format!("{client_nonce}{}", b64(&random_bytes::<16>()));
-    let salt = b64(&salt);
+    let salt = b64(&params.salt);
+    let iterations = params.iterations;
     let mut extra = vec![
         ("nonce", text(&nonce)),
         ("salt", text(&salt)),
-        ("kdf", text(dialect.kdf_name(kdf))),
+        ("kdf", text(dialect.kdf_name(params.kdf))),
         ("iterations", Val::UInt(u64::from(iterations))),
     ];
-    if kdf == Kdf::Argon2id13 {
-        extra.push(("memory", Val::UInt(u64::from(memory))));
+    if params.kdf == Kdf::Argon2id13 {
+        extra.push(("memory", Val::UInt(u64::from(params.memory))));
     }
     let name = match dialect {
-        Dialect::Spec => escape(authid),
-        Dialect::Autobahn => authid.to_string(),
+        Dialect::Spec => escape(&authid),
+        Dialect::Autobahn => authid.clone(),
     };
     let sent = Sent {
         dialect,
@@ -220,7 +288,7 @@ pub(crate) fn challenge(
         extra: dict(extra),
         pending: Pending {
             realm: hello.realm.to_string(),
-            authid: authid.to_string(),
+            authid,
             step: Step::Scram(sent),
             granted: None,
         },

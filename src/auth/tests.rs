@@ -313,3 +313,146 @@ fn dynamic_answers_must_carry_the_credentials_of_their_method() {
     let no_role = dict(vec![("pubkey", text(&key))]);
     assert!(judge(&sign, Some(&answer(no_role))).is_err());
 }
+
+/// The client's side of a SCRAM CHALLENGE: the ClientProof and the AuthMessage.
+fn scram_client(
+    dialect: scram::Dialect,
+    authid: &str,
+    client_nonce: &str,
+    extra: &Val<'_>,
+    salted: &[u8],
+) -> (String, String) {
+    let get = |k: &str| {
+        extra
+            .get(k)
+            .map(|v| {
+                v.as_str()
+                    .map_or_else(|| v.as_u64().unwrap().to_string(), Cow::into_owned)
+            })
+            .unwrap()
+    };
+    let cbind = match dialect {
+        scram::Dialect::Spec => "biws",
+        scram::Dialect::Autobahn => "",
+    };
+    let nonce = get("nonce");
+    let auth_message = format!(
+        "n={authid},r={client_nonce},r={nonce},s={},i={},c={cbind},r={nonce}",
+        get("salt"),
+        get("iterations")
+    );
+    let client_key = hmac_sha256(salted, b"Client Key");
+    let signature = hmac_sha256(&sha256(&client_key), auth_message.as_bytes());
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
+    (b64(&proof), auth_message)
+}
+
+#[test]
+fn dynamic_scram_challenges_with_the_granted_credentials_in_both_dialects() {
+    use super::dynamic::Decided;
+    use super::scram::{salted_password, Dialect, Keys};
+    use crate::config::file::{Kdf, ProcedureRef};
+    let mut s = spec();
+    s.authenticator = Some(ProcedureRef {
+        procedure: "com.auth".into(),
+        realm: "r".into(),
+        timeout: None,
+    });
+    let a = Auth::build(&[s], AuthLimits::default()).unwrap();
+    let peer = PeerInfo::default();
+    let salt = [7u8; 16];
+    let pbkdf2 = salted_password(Kdf::Pbkdf2, b"pw", &salt, 50, 0).unwrap();
+    let keys = Keys::from_salted(&pbkdf2);
+    let crossbar = dict(vec![
+        ("role", text("dynrole")),
+        ("kdf", text("pbkdf2")),
+        ("salt", text(&hex::encode(salt))),
+        ("iterations", Val::UInt(50)),
+        ("stored-key", text(&hex::encode(keys.stored))),
+        ("server-key", text(&hex::encode(keys.server))),
+        ("authid", text("renamed")),
+    ]);
+    let password = dict(vec![
+        ("role", text("dynrole")),
+        ("password", text("pw")),
+        ("kdf", text("argon2id13")),
+        ("iterations", Val::UInt(1)),
+        ("memory", Val::UInt(64)),
+    ]);
+    for dialect in [Dialect::Spec, Dialect::Autobahn] {
+        for (answer, derived) in [(&crossbar, false), (&password, true)] {
+            for good in [true, false] {
+                let nonce = b64(b"client-nonce");
+                let d = details(
+                    &[dialect.method()],
+                    Some("dyn"),
+                    vec![("nonce", text(&nonce))],
+                );
+                let Hello::Ask(ask) = a.hello("r", &d, 5, &peer) else {
+                    panic!("an unlisted authid goes to the authenticator");
+                };
+                let Val::List(args) = &ask.args else {
+                    panic!("args")
+                };
+                let method = args[2].get("authmethod").and_then(|m| m.as_str());
+                assert_eq!(method.as_deref(), Some(dialect.method()));
+                let judged = a.judge(&ask.ctx, Some(&Val::List(vec![answer.clone()])), &peer);
+                let Ok(Decided::Challenge(mut g)) = judged else {
+                    panic!("the answer is usable");
+                };
+                assert_eq!(g.needs_derivation(), derived);
+                assert!(g.derive());
+                let Hello::Challenge {
+                    authmethod,
+                    extra,
+                    pending,
+                } = a.challenge_granted(&ask.ctx, g, 5, &peer)
+                else {
+                    panic!("challenged");
+                };
+                assert_eq!(authmethod, dialect.method());
+                let salted = if derived {
+                    let salt = unb64(&extra.get("salt").unwrap().as_str().unwrap()).unwrap();
+                    let kdf = extra.get("kdf").unwrap().as_str().unwrap().into_owned();
+                    assert_eq!(scram::kdf_from_name(&kdf), Some(Kdf::Argon2id13));
+                    let raw = salted_password(Kdf::Argon2id13, b"pw", &salt, 1, 64).unwrap();
+                    match dialect {
+                        Dialect::Spec => raw.to_vec(),
+                        Dialect::Autobahn => base64::engine::general_purpose::STANDARD_NO_PAD
+                            .encode(raw)
+                            .into_bytes(),
+                    }
+                } else {
+                    pbkdf2.to_vec()
+                };
+                let client_salted = if good { salted.clone() } else { vec![0u8; 32] };
+                let (proof, am) = scram_client(dialect, "dyn", &nonce, &extra, &client_salted);
+                let auth_extra = dict(vec![("nonce", extra.get("nonce").unwrap())]);
+                match a.authenticate(pending, &proof, &auth_extra, 5, &peer) {
+                    Verdict::Welcome(who) if good => {
+                        let want = if derived { "dyn" } else { "renamed" };
+                        assert_eq!(who.authid, want);
+                        assert_eq!(who.authrole, "dynrole");
+                        assert_eq!(who.authprovider, dynamic::PROVIDER);
+                        let server_key = hmac_sha256(&salted, b"Server Key");
+                        let sig = b64(&hmac_sha256(&server_key, am.as_bytes()));
+                        for k in ["verifier", "scram_server_signature"] {
+                            let got = who.authextra.iter().find(|(n, _)| n == k);
+                            let got = got.and_then(|(_, v)| v.as_str());
+                            assert_eq!(got.as_deref(), Some(sig.as_str()), "{k}");
+                        }
+                    }
+                    Verdict::Refuse(r) if !good => assert_eq!(r, Refusal::FAILED),
+                    _ => panic!("{dialect:?} derived={derived} good={good}: wrong verdict"),
+                }
+            }
+        }
+    }
+    // A HELLO without a nonce is refused before the authenticator is asked.
+    let d = details(&["wamp-scram"], Some("dyn"), vec![]);
+    assert_eq!(refused(a.hello("r", &d, 6, &peer)), Refusal::FAILED);
+}

@@ -1,6 +1,6 @@
-//! Threads for slow key derivation at login time (a salted WAMP-CRA secret that the dynamic
-//! authenticator hands over): a shard thread must keep routing while a derivation runs, so the
-//! work is queued here and its result handed back to the shard.
+//! Threads for slow key derivation at login time (a salted WAMP-CRA secret or a SCRAM password that
+//! the dynamic authenticator hands over): a shard thread must keep routing while a derivation runs,
+//! so the work is queued here and its result handed back to the shard.
 //!
 //! The queue is bounded: a flood of logins needing derivations is refused rather than piling up
 //! memory or delaying every login behind it.

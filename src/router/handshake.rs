@@ -2,8 +2,9 @@
 //! to the realm's dynamic authenticator, then the join. The decisions are made by [`crate::auth`].
 //!
 //! A login waits for the authenticator after AUTHENTICATE (ticket: the answer settles it) or after
-//! HELLO (WAMP-CRA, cryptosign: the answer holds the secret or key to challenge with, and a salted
-//! secret's key is derived on a worker thread before the CHALLENGE goes out).
+//! HELLO (WAMP-CRA, SCRAM, cryptosign: the answer holds the secret, credential or key to challenge
+//! with, and a salted WAMP-CRA secret's or a SCRAM password's key is derived on a worker thread
+//! before the CHALLENGE goes out).
 //!
 //! The dynamic authenticator is called like any procedure, with the router as caller: the caller id
 //! is the session id the login will get (unique across shards, and known to nobody else yet), so the

@@ -120,12 +120,17 @@ pub fn realm_spec() -> RealmSpec {
 /// throttling after
 /// `max_failures` failures (0: never).
 pub fn start(shards: usize, max_failures: u32) -> InProcess {
+    start_with(realm_spec(), shards, max_failures)
+}
+
+/// [`start`] with `spec` as [`REALM`]'s rules.
+pub fn start_with(spec: RealmSpec, shards: usize, max_failures: u32) -> InProcess {
     let config = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         shards,
         pin_cores: false,
         realms: vec!["realm1".into(), REALM.into(), AUTH_SERVICE_REALM.into()],
-        realm_specs: vec![realm_spec()],
+        realm_specs: vec![spec],
         auth_limits: AuthLimits {
             max_failures,
             ..Default::default()
