@@ -153,6 +153,78 @@ fn black_and_white_lists_reach_exactly_the_listed_subscribers_on_every_shard() {
     }
 }
 
+/// A fanout large next to the lists, where each shard settles its subscribers by the few listed
+/// ids it holds: the same receivers as the one-by-one check, whichever shard holds which ids, and
+/// also when one shard holds more listed ids than that shortcut takes.
+#[test]
+fn lists_in_a_large_fanout_reach_exactly_the_listed_subscribers() {
+    const PER_SHARD: usize = 20;
+    let r = Router::start(2, &[]);
+    let mut spare = Vec::new();
+    let mut publisher = join_on(&r.addr, 2, 1, JSON, &mut spare);
+    // Subscribers 0..20 on shard 0, 20..40 on shard 1.
+    let mut subs: Vec<Client> = (0..2 * PER_SHARD)
+        .map(|i| {
+            join_on(
+                &r.addr,
+                2,
+                i / PER_SHARD,
+                [JSON, MSGPACK, CBOR][i % 3],
+                &mut spare,
+            )
+        })
+        .collect();
+    let topic = "pubsub.lists.large";
+    let sub_id = subs[0].subscribe(topic);
+    for s in &mut subs[1..] {
+        assert_eq!(s.subscribe(topic), sub_id);
+    }
+    let sid: Vec<u64> = subs.iter().map(|c| c.session).collect();
+    let some = |idx: &[usize], unknown: &[u64]| {
+        let mut v: Vec<u64> = idx.iter().map(|&i| sid[i]).collect();
+        v.extend_from_slice(unknown);
+        ids(&v)
+    };
+    let nine: Vec<usize> = (0..9).collect();
+    let cases: Vec<(Options, Receives)> = vec![
+        (
+            vec![("exclude", some(&[1, 5, 7, 33], &[1, 2]))],
+            Box::new(|i| ![1, 5, 7, 33].contains(&i)),
+        ),
+        (
+            vec![("exclude", some(&[], &[11, 12, 13]))],
+            Box::new(|_| true),
+        ),
+        (
+            vec![("eligible", some(&[2, 3], &[77]))],
+            Box::new(|i| i == 2 || i == 3),
+        ),
+        (
+            vec![
+                ("eligible", some(&[2, 3, 21, 22, 23], &[])),
+                ("exclude", some(&[3, 22], &[5])),
+            ],
+            Box::new(|i| [2, 21, 23].contains(&i)),
+        ),
+        (vec![("exclude", some(&nine, &[]))], Box::new(|i| i >= 9)),
+        (vec![("eligible", some(&nine, &[]))], Box::new(|i| i < 9)),
+    ];
+    for (n, (options, receives)) in cases.into_iter().enumerate() {
+        let filtered = 2 * n as u64 + 1;
+        let marker = filtered + 1;
+        publish_with(&mut publisher, topic, options, filtered);
+        publish_with(&mut publisher, topic, vec![], marker);
+        for (i, s) in subs.iter_mut().enumerate() {
+            let want = if receives(i) {
+                vec![filtered, marker]
+            } else {
+                vec![marker]
+            };
+            assert_eq!(next_args(s, want.len()), want, "case {n}, subscriber {i}");
+        }
+    }
+}
+
 #[test]
 fn a_disclosed_publisher_is_named_in_every_event_and_only_then() {
     let r = Router::start(SHARDS, &[]);

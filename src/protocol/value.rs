@@ -258,6 +258,21 @@ impl<'a> Val<'a> {
         }
     }
 
+    /// Like [`Val::get`], but a decoded value is lent, not cloned: a list option (an `exclude`
+    /// of session ids) would otherwise be copied, with an allocation, on every lookup.
+    pub fn lookup(&self, key: &str) -> Option<Cow<'_, Val<'a>>> {
+        match self {
+            Val::Dict(entries) => entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| Cow::Borrowed(v)),
+            Val::Raw(p) => {
+                raw_get(*p, key).map(|bytes| Cow::Owned(Val::Raw(Payload { ser: p.ser, bytes })))
+            }
+            _ => None,
+        }
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Val::Bool(b) => Some(*b),

@@ -5,7 +5,10 @@
 //! subscribers, whose identity only it knows. A publication without listing options carries no
 //! filter at all, so the plain path pays one `None` check per subscriber.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::protocol::message::id_value;
 use crate::protocol::Val;
@@ -47,7 +50,7 @@ impl EventFilter {
         if options.dict_len() == Some(0) {
             return None;
         }
-        let present = |key: &str| options.get(key).filter(|v| !v.is_null());
+        let present = |key: &str| options.lookup(key).filter(|v| !v.is_null());
         if LISTING_OPTIONS.iter().all(|k| present(k).is_none()) {
             return None;
         }
@@ -127,6 +130,67 @@ impl EventFilter {
     }
 }
 
+impl EventFilter {
+    /// The parts of the id lists that concern one shard, where that settles its subscribers more
+    /// cheaply than [`EventFilter::admits`] does one by one: only when no authid/authrole condition
+    /// exists, the lists are short next to the `fanout` to decide, and at most [`LOCAL_IDS`] ids of
+    /// each list are sessions of the shard (`is_here`). In a large fanout the excluded sessions are
+    /// usually on other shards or none at all, and the delivery loop is then the unfiltered one.
+    pub fn on_shard(&self, fanout: usize, is_here: impl Fn(u64) -> bool) -> Option<ShardLists> {
+        let listed = self.exclude.len() + self.eligible.as_ref().map_or(0, |e| e.len());
+        if self.identity || listed * 2 > fanout {
+            return None;
+        }
+        let here = |ids: &[u64]| -> Option<SmallVec<[u64; LOCAL_IDS]>> {
+            let mut out = SmallVec::new();
+            for &id in ids.iter().filter(|&&id| is_here(id)) {
+                if out.len() == LOCAL_IDS {
+                    return None;
+                }
+                out.push(id);
+            }
+            Some(out)
+        };
+        Some(ShardLists {
+            exclude: here(&self.exclude)?,
+            eligible: match &self.eligible {
+                Some(e) => Some(here(e)?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// How many ids of one list a shard may hold for [`EventFilter::on_shard`] to apply.
+pub const LOCAL_IDS: usize = 8;
+
+/// The listed session ids that are on one shard (see [`EventFilter::on_shard`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShardLists {
+    exclude: SmallVec<[u64; LOCAL_IDS]>,
+    eligible: Option<SmallVec<[u64; LOCAL_IDS]>>,
+}
+
+impl ShardLists {
+    /// Nothing on this shard is excluded by the lists: every subscriber here receives.
+    #[inline(always)]
+    pub fn admit_all(&self) -> bool {
+        self.exclude.is_empty() && self.eligible.is_none()
+    }
+
+    /// No subscriber here can receive (a white list none of whose ids is on this shard).
+    #[inline(always)]
+    pub fn admit_none(&self) -> bool {
+        self.eligible.as_ref().is_some_and(|e| e.is_empty())
+    }
+
+    #[inline(always)]
+    pub fn admits(&self, session: u64) -> bool {
+        !self.exclude.contains(&session)
+            && self.eligible.as_ref().is_none_or(|e| e.contains(&session))
+    }
+}
+
 /// The word and bit of `id` in [`EventFilter::listed`]: the top eight bits of a multiplicative
 /// hash (session ids are random, but a multiply spreads any id set evenly).
 #[inline(always)]
@@ -139,15 +203,16 @@ fn contains(list: &[Arc<str>], name: &str) -> bool {
     list.iter().any(|n| &**n == name)
 }
 
-/// The items of a list value, decoded (options are small; the payload is never touched).
-fn items<'a>(v: &Val<'a>) -> Vec<Val<'a>> {
-    let decoded = match v {
-        Val::Raw(p) => Val::decode(*p).ok(),
-        other => Some(other.clone()),
-    };
-    match decoded {
-        Some(Val::List(items)) => items,
-        _ => Vec::new(),
+/// The items of a list value: lent when decoded already, else decoded (options are small; the
+/// payload is never touched).
+fn items<'v, 'a>(v: &'v Val<'a>) -> Cow<'v, [Val<'a>]> {
+    match v {
+        Val::List(items) => Cow::Borrowed(items),
+        Val::Raw(p) => match Val::decode(*p) {
+            Ok(Val::List(items)) => Cow::Owned(items),
+            _ => Cow::Borrowed(&[]),
+        },
+        _ => Cow::Borrowed(&[]),
     }
 }
 
@@ -247,5 +312,87 @@ mod tests {
             assert!(excl.admits(*id, None));
             assert!(!elig.admits(*id, None));
         }
+    }
+
+    /// Whatever ids of the lists a shard holds, the shard's shortcut either declines or decides
+    /// every one of its subscribers exactly as `admits` does.
+    #[test]
+    fn a_shard_shortcut_decides_as_the_full_filter() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let list = |ids: &[u64]| {
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (mut taken, mut declined) = (0, 0);
+        for round in 0..400 {
+            // This shard's subscribers, and the ids of sessions elsewhere or gone.
+            let here: Vec<u64> = (0..1 + next() % 60).map(|_| 1 + next() % 500).collect();
+            let pick = |n: u64, next: &mut dyn FnMut() -> u64| -> Vec<u64> {
+                (0..n)
+                    .map(|_| match next() % 3 {
+                        0 => here[(next() % here.len() as u64) as usize],
+                        _ => 1000 + next() % 500,
+                    })
+                    .collect()
+            };
+            let exclude = pick(next() % 14, &mut next);
+            let eligible = pick(next() % 14, &mut next);
+            let json = match round % 3 {
+                0 => format!(r#"{{"exclude": [{}]}}"#, list(&exclude)),
+                1 => format!(r#"{{"eligible": [{}]}}"#, list(&eligible)),
+                _ => format!(
+                    r#"{{"exclude": [{}], "eligible": [{}]}}"#,
+                    list(&exclude),
+                    list(&eligible)
+                ),
+            };
+            let f = options(&json).unwrap();
+            let Some(lists) = f.on_shard(here.len(), |id| here.contains(&id)) else {
+                declined += 1;
+                continue;
+            };
+            taken += 1;
+            for &id in &here {
+                let shortcut = if lists.admit_all() {
+                    true
+                } else if lists.admit_none() {
+                    false
+                } else {
+                    lists.admits(id)
+                };
+                assert_eq!(shortcut, f.admits(id, None), "{json}, subscriber {id}");
+            }
+        }
+        assert!(
+            taken > 100 && declined > 20,
+            "{taken} taken, {declined} declined"
+        );
+    }
+
+    #[test]
+    fn identity_conditions_and_long_lists_take_the_full_filter() {
+        let f = options(r#"{"exclude": [1], "exclude_authrole": ["x"]}"#).unwrap();
+        assert!(f.on_shard(1000, |_| false).is_none(), "identity");
+        let f = options(r#"{"exclude": [1, 2, 3]}"#).unwrap();
+        assert!(
+            f.on_shard(5, |_| false).is_none(),
+            "list long next to the fanout"
+        );
+        let nine = (1..=9).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let f = options(&format!(r#"{{"exclude": [{nine}]}}"#)).unwrap();
+        assert!(
+            f.on_shard(100, |_| true).is_none(),
+            "more than LOCAL_IDS here"
+        );
+        let lists = f.on_shard(100, |id| id == 4).expect("one id here");
+        assert!(!lists.admits(4) && lists.admits(5) && !lists.admit_all());
     }
 }
