@@ -282,6 +282,19 @@ impl Rules {
     }
 }
 
+/// True for the messages a permission governs (the rest, YIELD above all, skip the decision
+/// without a call).
+#[inline(always)]
+fn asks_permission(msg: &Message<'_>) -> bool {
+    matches!(
+        msg,
+        Message::Call { .. }
+            | Message::Register { .. }
+            | Message::Subscribe { .. }
+            | Message::Publish { .. }
+    )
+}
+
 /// The action a client message asks for, its request type, request id and URI, and whether a
 /// denial is answered (an unacknowledged PUBLISH has no answer: it is dropped silently).
 fn request_of<'m>(msg: &'m Message<'_>) -> Option<(Action, u64, u64, &'m str, bool)> {
@@ -330,7 +343,7 @@ impl Router {
     /// authorizer has decided (see [`super::authorizer`]), and the caller must not route it.
     #[inline(always)]
     pub(crate) fn authorized(&mut self, sid: u64, msg: &Message<'_>, frame: &Bytes) -> bool {
-        !self.rules.any || self.decide(sid, msg, frame)
+        !self.rules.any || !asks_permission(msg) || self.decide(sid, msg, frame)
     }
 
     /// [`Router::authorized`] where some realm has rules: kept out of line so that a router
