@@ -401,8 +401,24 @@ fn len32(n: usize) -> Result<u32, CodecError> {
     u32::try_from(n).map_err(|_| TOO_LONG)
 }
 
+/// The shortest msgpack form of `n`, as `rmp::encode::write_uint` writes it, without the `Write`
+/// plumbing: ids are written several times into every message the router builds.
+#[inline]
 pub(crate) fn write_u64(n: u64, out: &mut Vec<u8>) {
-    let _ = rmp::encode::write_uint(out, n);
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n <= 0xff {
+        out.extend_from_slice(&[0xcc, n as u8]);
+    } else if n <= 0xffff {
+        let b = (n as u16).to_be_bytes();
+        out.extend_from_slice(&[0xcd, b[0], b[1]]);
+    } else if n <= 0xffff_ffff {
+        let b = (n as u32).to_be_bytes();
+        out.extend_from_slice(&[0xce, b[0], b[1], b[2], b[3]]);
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
 }
 
 pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -469,6 +485,22 @@ pub(crate) fn encode_val(v: &Val<'_>, out: &mut Vec<u8>) -> Result<(), CodecErro
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn uints_are_written_as_rmp_writes_them() {
+        let mut edges = vec![0u64, 1, u64::MAX, u64::MAX - 1];
+        for shift in [7, 8, 16, 32] {
+            let b = 1u64 << shift;
+            edges.extend([b - 1, b, b + 1]);
+        }
+        for n in edges {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            super::write_u64(n, &mut ours);
+            rmp::encode::write_uint(&mut theirs, n).unwrap();
+            assert_eq!(ours, theirs, "{n}");
+        }
+    }
+
     use super::*;
 
     #[test]
