@@ -9,13 +9,12 @@ use std::net::TcpStream;
 
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wampd::auth::wampcra;
 use wampd::protocol::{codes, Message, Serializer, Val};
 
 use common::auth::{
-    self as fixture, decoded, get_str, send_authenticate, send_hello, AUTHENTICATOR,
+    self as fixture, b64, decoded, get_str, hmac, send_authenticate, send_hello, AUTHENTICATOR,
     AUTH_SERVICE_REALM, REALM,
 };
 use common::{dict, s, Client};
@@ -36,16 +35,6 @@ const ARGON2_MEMORY: u32 = 64;
 /// An owned string value.
 fn t(v: &str) -> Val<'static> {
     Val::Str(v.to_string().into())
-}
-
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(data);
-    m.finalize().into_bytes().into()
 }
 
 /// SaltedPassword as the KDF gives it (32 bytes).
@@ -238,6 +227,22 @@ struct Placer {
 }
 
 impl Placer {
+    /// Places connections on a router's two shards in turn (connection n lands on shard n % 2).
+    fn new(router: &common::InProcess) -> Self {
+        Placer {
+            addr: router.addr.clone(),
+            next: 0,
+        }
+    }
+
+    /// A session on `shard` of the authenticator's realm, with the authenticator registered.
+    fn authenticator_on(&mut self, shard: usize) -> Client {
+        let mut svc = self.client_on(shard);
+        svc.hello(AUTH_SERVICE_REALM);
+        svc.register(AUTHENTICATOR);
+        svc
+    }
+
     fn client_on(&mut self, shard: usize) -> Client {
         while self.next % 2 != shard {
             drop(TcpStream::connect(&self.addr).expect("connect"));
@@ -338,17 +343,12 @@ fn shard_of(session: u64) -> usize {
 #[test]
 fn wampcra_and_cryptosign_secrets_come_from_the_authenticator_on_another_shard() {
     let router = fixture::start(2, 0);
-    let mut placer = Placer {
-        addr: router.addr.clone(),
-        next: 0,
-    };
+    let mut placer = Placer::new(&router);
     // Nobody registered the authenticator yet: refused at HELLO.
     let mut c = placer.client_on(0);
     assert_eq!(abort(cra_login(&mut c, "dcra", DYN_SECRET)), FAILED);
 
-    let mut svc = placer.client_on(1);
-    svc.hello(AUTH_SERVICE_REALM);
-    svc.register(AUTHENTICATOR);
+    let svc = placer.authenticator_on(1);
     let svc_shard = shard_of(svc.session);
     let login = 1 - svc_shard;
     let answers = serve_authenticator(svc, 5);
@@ -429,13 +429,8 @@ fn cra_login_static(c: &mut Client) -> Reply {
 #[test]
 fn unusable_answers_refuse_the_login_without_saying_why() {
     let router = fixture::start(2, 0);
-    let mut placer = Placer {
-        addr: router.addr.clone(),
-        next: 0,
-    };
-    let mut svc = placer.client_on(0);
-    svc.hello(AUTH_SERVICE_REALM);
-    svc.register(AUTHENTICATOR);
+    let mut placer = Placer::new(&router);
+    let svc = placer.authenticator_on(0);
     let answers = serve_authenticator(svc, 5);
     let key = SigningKey::from_bytes(&DYN_KEY);
     let refused = [
@@ -535,10 +530,7 @@ fn scram_login(c: &mut Client, dialect: &str, authid: &str, password: &str) -> R
 #[test]
 fn scram_credentials_come_from_the_authenticator_in_both_dialects() {
     let router = fixture::start(2, 0);
-    let mut placer = Placer {
-        addr: router.addr.clone(),
-        next: 0,
-    };
+    let mut placer = Placer::new(&router);
     // Nobody registered the authenticator yet: refused at HELLO.
     let mut c = placer.client_on(0);
     assert_eq!(
@@ -546,9 +538,7 @@ fn scram_credentials_come_from_the_authenticator_in_both_dialects() {
         FAILED
     );
 
-    let mut svc = placer.client_on(1);
-    svc.hello(AUTH_SERVICE_REALM);
-    svc.register(AUTHENTICATOR);
+    let svc = placer.authenticator_on(1);
     let login = 1 - shard_of(svc.session);
     let logins = [
         // Crossbar's credential (PBKDF2: the same keys serve both dialects).
@@ -617,13 +607,8 @@ fn scram_credentials_come_from_the_authenticator_in_both_dialects() {
 #[test]
 fn unusable_scram_answers_refuse_the_login_without_saying_why() {
     let router = fixture::start(2, 0);
-    let mut placer = Placer {
-        addr: router.addr.clone(),
-        next: 0,
-    };
-    let mut svc = placer.client_on(0);
-    svc.hello(AUTH_SERVICE_REALM);
-    svc.register(AUTHENTICATOR);
+    let mut placer = Placer::new(&router);
+    let svc = placer.authenticator_on(0);
     let cases = [
         // An ERROR from the authenticator.
         "denied",

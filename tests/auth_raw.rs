@@ -9,26 +9,16 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wampd::protocol::{Message, Serializer, Val};
 
 use common::auth::{
-    self as fixture, get_str, recv_challenge, recv_welcome, send_authenticate, send_hello, REALM,
+    self as fixture, b64, get_str, hmac, recv_challenge, recv_welcome, send_authenticate,
+    send_hello, REALM,
 };
 use common::{dict, s, Client};
 
 const FAILED: &str = "wamp.error.authentication_failed";
-
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(data);
-    m.finalize().into_bytes().into()
-}
 
 /// SaltedPassword as the spec defines it, from the CHALLENGE's parameters.
 fn salted(extra: &Val<'_>, password: &str) -> [u8; 32] {

@@ -30,6 +30,30 @@ fn get_str(d: &Val<'_>, key: &str) -> Option<String> {
     d.get(key).and_then(|v| v.as_str()).map(|s| s.into_owned())
 }
 
+/// Publishes each case's filtered publication, then a plain marker, and checks that exactly the
+/// subscribers the case names got the first (each subscriber's next EVENTs are read in order).
+fn expect_receivers(
+    publisher: &mut Client,
+    topic: &str,
+    subs: &mut [Client],
+    cases: Vec<(Options, Receives)>,
+) {
+    for (n, (options, receives)) in cases.into_iter().enumerate() {
+        let filtered = 2 * n as u64 + 1;
+        let marker = filtered + 1;
+        publish_with(publisher, topic, options, filtered);
+        publish_with(publisher, topic, vec![], marker);
+        for (i, s) in subs.iter_mut().enumerate() {
+            let want = if receives(i) {
+                vec![filtered, marker]
+            } else {
+                vec![marker]
+            };
+            assert_eq!(next_args(s, want.len()), want, "case {n}, subscriber {i}");
+        }
+    }
+}
+
 #[test]
 fn welcome_announces_the_advanced_pubsub_features() {
     let r = Router::start(1, &[]);
@@ -137,20 +161,7 @@ fn black_and_white_lists_reach_exactly_the_listed_subscribers_on_every_shard() {
             Box::new(|i| i != 0),
         ),
     ];
-    for (n, (options, receives)) in cases.into_iter().enumerate() {
-        let filtered = 2 * n as u64 + 1;
-        let marker = filtered + 1;
-        publish_with(&mut publisher, topic, options, filtered);
-        publish_with(&mut publisher, topic, vec![], marker);
-        for (i, s) in subs.iter_mut().enumerate() {
-            let want = if receives(i) {
-                vec![filtered, marker]
-            } else {
-                vec![marker]
-            };
-            assert_eq!(next_args(s, want.len()), want, "case {n}, subscriber {i}");
-        }
-    }
+    expect_receivers(&mut publisher, topic, &mut subs, cases);
 }
 
 /// A fanout large next to the lists, where each shard settles its subscribers by the few listed
@@ -209,20 +220,7 @@ fn lists_in_a_large_fanout_reach_exactly_the_listed_subscribers() {
         (vec![("exclude", some(&nine, &[]))], Box::new(|i| i >= 9)),
         (vec![("eligible", some(&nine, &[]))], Box::new(|i| i < 9)),
     ];
-    for (n, (options, receives)) in cases.into_iter().enumerate() {
-        let filtered = 2 * n as u64 + 1;
-        let marker = filtered + 1;
-        publish_with(&mut publisher, topic, options, filtered);
-        publish_with(&mut publisher, topic, vec![], marker);
-        for (i, s) in subs.iter_mut().enumerate() {
-            let want = if receives(i) {
-                vec![filtered, marker]
-            } else {
-                vec![marker]
-            };
-            assert_eq!(next_args(s, want.len()), want, "case {n}, subscriber {i}");
-        }
-    }
+    expect_receivers(&mut publisher, topic, &mut subs, cases);
 }
 
 #[test]

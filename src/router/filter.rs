@@ -235,6 +235,24 @@ mod tests {
     use super::*;
     use crate::protocol::{Message, Serializer};
 
+    /// A repeatable stream of pseudo-random ids.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// Ids as the inside of a JSON list.
+    fn list(ids: &[u64]) -> String {
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn options(json: &str) -> Option<EventFilter> {
         let frame = format!(r#"[16, 1, {json}, "t"]"#);
         let m = Message::parse(Serializer::Json, frame.as_bytes()).unwrap();
@@ -287,21 +305,10 @@ mod tests {
     #[test]
     fn the_id_summary_never_changes_a_decision() {
         // Enough ids that most summary bits are set: every subscriber is still decided exactly.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % (1 << 53) + 1
-        };
+        let mut rand = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rand() % (1 << 53) + 1;
         let listed: Vec<u64> = (0..300).map(|_| next()).collect();
         let others: Vec<u64> = (0..20_000).map(|_| next()).collect();
-        let list = |ids: &[u64]| {
-            ids.iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
         let excl = options(&format!(r#"{{"exclude": [{}]}}"#, list(&listed))).unwrap();
         let elig = options(&format!(r#"{{"eligible": [{}]}}"#, list(&listed))).unwrap();
         for id in &listed {
@@ -318,19 +325,7 @@ mod tests {
     /// every one of its subscribers exactly as `admits` does.
     #[test]
     fn a_shard_shortcut_decides_as_the_full_filter() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let list = |ids: &[u64]| {
-            ids.iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let (mut taken, mut declined) = (0, 0);
         for round in 0..400 {
             // This shard's subscribers, and the ids of sessions elsewhere or gone.

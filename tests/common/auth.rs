@@ -227,3 +227,17 @@ pub fn decoded(v: Val<'_>) -> Val<'_> {
 pub fn get_str(v: &Val<'_>, key: &str) -> Option<String> {
     v.get(key).and_then(|x| x.as_str()).map(|s| s.into_owned())
 }
+
+/// Standard base64 (SCRAM and WAMP-CRA carry their binary values so).
+pub fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// HMAC-SHA256, as SCRAM's client proof and server signature use it.
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
