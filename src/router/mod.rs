@@ -583,7 +583,7 @@ impl Router {
     pub fn on_disconnect(&mut self, conn: &mut Conn) {
         self.adopt(conn);
         if let Some(p) = conn.pending.take() {
-            self.awaiting.remove(&p.session);
+            self.abandon_login(p.session);
         }
         self.end_session(conn);
     }
