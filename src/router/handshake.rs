@@ -8,7 +8,9 @@
 //!
 //! The dynamic authenticator is called like any procedure, with the router as caller: the caller id
 //! is the session id the login will get (unique across shards, and known to nobody else yet), so the
-//! callee's RESULT or ERROR comes back through the usual paths and is taken off them here.
+//! callee's RESULT or ERROR comes back through the usual paths and is taken off them here. A login
+//! that ends before the answer (its connection drops, ABORT or any other message before WELCOME,
+//! the answer's timeout) withdraws that call as a caller that leaves does ([`Router::caller_left`]).
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -99,7 +101,7 @@ impl Router {
             .take()
             .expect("called with a pending handshake");
         let Some(pending) = join.auth.take() else {
-            self.awaiting.remove(&join.session);
+            self.abandon_login(join.session);
             if matches!(msg, Message::Abort { .. }) {
                 return Flow::Close;
             }
@@ -305,8 +307,27 @@ impl Router {
                 session = id,
                 "the dynamic authenticator did not answer in time"
             );
+            if matches!(w.phase, Phase::Asked) {
+                // The router's call is withdrawn: the callee's slot is freed (and the callee
+                // interrupted) even though the call itself has no timeout.
+                self.caller_left(id);
+            }
             let _ = self.auth.judge(&w.ctx, None, &w.info);
             self.refuse_peer(&w.peer, Refusal::FAILED);
+        }
+    }
+
+    /// A login that was waiting in [`Router::awaiting`] ended without the authenticator's answer
+    /// (its connection went, or it sent ABORT or anything else before WELCOME): forgotten, and a
+    /// call of the authenticator still outstanding for it is withdrawn like any call whose caller
+    /// left ([`Router::caller_left`]: on every shard, the callee's pending invocation is freed and
+    /// a callee that announced call canceling gets INTERRUPT; its late answer finds nothing).
+    pub(super) fn abandon_login(&mut self, session: u64) {
+        let Some(w) = self.awaiting.remove(&session) else {
+            return;
+        };
+        if matches!(w.phase, Phase::Asked) {
+            self.caller_left(session);
         }
     }
 

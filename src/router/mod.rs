@@ -448,11 +448,11 @@ impl Router {
             Ok(has) => has,
             Err(e) => return self.violation(conn, &format!("malformed options: {e}")),
         };
-        if let Some(why) = self.passthru_violation(sid, &msg) {
+        if let Some(why) = self.passthru_violation(sid, msg) {
             return self.violation(conn, &why);
         }
-        if let Some(id) = new_request_id(&msg) {
-            if let Some(flow) = self.call_continuation(conn, sid, &msg, frame) {
+        if let Some(id) = new_request_id(msg) {
+            if let Some(flow) = self.call_continuation(conn, sid, msg, frame) {
                 return flow;
             }
             if !self.next_request_in_sequence(sid, id) {
@@ -467,10 +467,10 @@ impl Router {
                 return self.violation(conn, &e.to_string());
             }
         }
-        if !self.authorized(sid, &msg, frame) {
+        if !self.authorized(sid, msg, frame) {
             return Flow::Continue;
         }
-        self.dispatch(conn, sid, &msg, frame)
+        self.dispatch(conn, sid, msg, frame)
     }
 
     /// Routes an authorized message.
@@ -583,7 +583,7 @@ impl Router {
     pub fn on_disconnect(&mut self, conn: &mut Conn) {
         self.adopt(conn);
         if let Some(p) = conn.pending.take() {
-            self.awaiting.remove(&p.session);
+            self.abandon_login(p.session);
         }
         self.end_session(conn);
     }
