@@ -148,6 +148,8 @@ pub(crate) struct RealmAuth {
     by_pubkey: HashMap<[u8; 32], String>,
     /// Decides authids not listed in `principals`.
     authenticator: Option<crate::config::file::ProcedureRef>,
+    /// What a WAMP-CRA challenge for an authid without credentials looks like.
+    cra_mock: wampcra::Mock,
 }
 
 /// The authentication rules of every realm that has any, and the failure limiter. Shared by all
@@ -256,7 +258,7 @@ impl Auth {
                 rules.anonymous_role.as_deref().unwrap_or("anonymous"),
             )),
             ticket::METHOD => ticket::challenge(hello),
-            wampcra::METHOD => wampcra::challenge(rules, hello),
+            wampcra::METHOD => wampcra::challenge(rules, hello, &self.mock_key),
             cryptosign::METHOD => cryptosign::challenge(rules, hello),
             tls::METHOD => tls::decide(rules, hello),
             m => match scram::Dialect::from_method(m) {
@@ -454,6 +456,7 @@ impl RealmAuth {
         }
         Ok(RealmAuth {
             anonymous_role: spec.anonymous_role.clone(),
+            cra_mock: wampcra::Mock::of(principals.values()),
             principals,
             by_pubkey,
             authenticator: spec.authenticator.clone(),

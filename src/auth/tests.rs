@@ -456,3 +456,60 @@ fn dynamic_scram_challenges_with_the_granted_credentials_in_both_dialects() {
     let d = details(&["wamp-scram"], Some("dyn"), vec![]);
     assert_eq!(refused(a.hello("r", &d, 6, &peer)), Refusal::FAILED);
 }
+
+/// A WAMP-CRA challenge for an authid the realm does not list looks like a listed principal's: the
+/// same keys, a role of the realm, a salt with the realm's parameters when its secrets are salted,
+/// the same salt on every attempt, and nothing that a signature could answer.
+#[test]
+fn a_mock_wampcra_challenge_looks_like_a_real_one() {
+    let mut s = spec();
+    s.principal.push(PrincipalSpec {
+        authid: "salted".into(),
+        role: "operator".into(),
+        wampcra: Some(WampCraSpec {
+            secret: "pw".into(),
+            salt: Some("realsalt".into()),
+            iterations: Some(100),
+            keylen: Some(32),
+        }),
+        ..Default::default()
+    });
+    let a = Auth::build(&[s], AuthLimits::default()).unwrap();
+    let peer = PeerInfo::default();
+    let challenge =
+        |authid: &str| match a.hello("r", &details(&["wampcra"], Some(authid), vec![]), 7, &peer) {
+            Hello::Challenge { extra, .. } => extra,
+            _ => panic!("no challenge for {authid}"),
+        };
+    let keys = |v: &Val<'_>| {
+        let mut k: Vec<String> = match v {
+            Val::Dict(d) => d.iter().map(|(k, _)| k.to_string()).collect(),
+            _ => panic!(),
+        };
+        k.sort();
+        k
+    };
+    let real = challenge("salted");
+    let mock = challenge("nobody");
+    assert_eq!(keys(&real), keys(&mock));
+    let field = |v: &Val<'_>, k: &str| v.get(k).map(|x| format!("{x:?}"));
+    for k in ["iterations", "keylen"] {
+        assert_eq!(field(&real, k), field(&mock, k), "{k}");
+    }
+    assert_ne!(field(&real, "salt"), field(&mock, "salt"));
+    assert_eq!(
+        field(&mock, "salt"),
+        field(&challenge("nobody"), "salt"),
+        "stable"
+    );
+    assert_ne!(
+        field(&mock, "salt"),
+        field(&challenge("other"), "salt"),
+        "per authid"
+    );
+    let text = mock
+        .get("challenge")
+        .and_then(|c| c.as_str().map(|s| s.into_owned()))
+        .unwrap();
+    assert!(text.contains("\"authrole\":\"operator\""), "{text}");
+}

@@ -61,27 +61,86 @@ pub(crate) struct Sent {
     challenge: String,
 }
 
-/// HELLO asked for wampcra: a challenge naming the principal's role (a mock one, identical in form,
-/// for an authid without WAMP-CRA credentials).
-pub(crate) fn challenge(rules: &super::RealmAuth, hello: &HelloInfo<'_>) -> Hello {
-    let principal = hello.authid.and_then(|a| rules.principals.get(a));
-    challenge_as(principal, hello, "static")
+/// What a mock challenge shows, taken from the realm's own WAMP-CRA principals so that it looks
+/// like theirs: the role of the first of them (by authid) and, where its secret is salted, its
+/// iterations and key length with a salt made up for the authid asked about.
+#[derive(Default)]
+pub(crate) struct Mock {
+    role: String,
+    salted: Option<(u32, u32)>,
 }
 
-/// The challenge for `principal` (None: a mock one), naming `provider`.
+impl Mock {
+    pub(crate) fn of<'a>(principals: impl Iterator<Item = &'a Principal>) -> Self {
+        principals
+            .filter_map(|p| p.wampcra.as_ref().map(|k| (p, k)))
+            .min_by(|a, b| a.0.authid.cmp(&b.0.authid))
+            .map(|(p, k)| Mock {
+                role: p.role.clone(),
+                salted: k.salt.as_ref().map(|(_, it, len)| (*it, *len)),
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// HELLO asked for wampcra: a challenge naming the principal's role, or a mock one, identical in
+/// form and stable across attempts, for an authid without WAMP-CRA credentials (so that the
+/// challenge does not tell which authids exist).
+pub(crate) fn challenge(
+    rules: &super::RealmAuth,
+    hello: &HelloInfo<'_>,
+    mock_key: &[u8; 32],
+) -> Hello {
+    let principal = hello
+        .authid
+        .and_then(|a| rules.principals.get(a))
+        .filter(|p| p.wampcra.is_some());
+    match (principal, hello.authid) {
+        (Some(p), _) => challenge_as(Some(p), hello, "static"),
+        (None, Some(authid)) => {
+            let mock = &rules.cra_mock;
+            let salt = mock.salted.map(|(iterations, keylen)| {
+                let mut input = b"wampcra\0".to_vec();
+                input.extend_from_slice(hello.realm.as_bytes());
+                input.push(0);
+                input.extend_from_slice(authid.as_bytes());
+                (
+                    b64(&hmac_sha256(mock_key, &input)[..12]),
+                    iterations,
+                    keylen,
+                )
+            });
+            challenge_with(&mock.role, salt.as_ref(), hello, "static")
+        }
+        (None, None) => Hello::Refuse(Refusal::FAILED),
+    }
+}
+
+/// The challenge for `principal` (None: one nobody can answer), naming `provider`.
 pub(crate) fn challenge_as(
     principal: Option<&Principal>,
+    hello: &HelloInfo<'_>,
+    provider: &str,
+) -> Hello {
+    let salt = principal
+        .and_then(|p| p.wampcra.as_ref())
+        .and_then(|k| k.salt.as_ref());
+    let role = principal.map_or("", |p| p.role.as_str());
+    challenge_with(role, salt, hello, provider)
+}
+
+fn challenge_with(
+    role: &str,
+    salt: Option<&(String, u32, u32)>,
     hello: &HelloInfo<'_>,
     provider: &str,
 ) -> Hello {
     let Some(authid) = hello.authid else {
         return Hello::Refuse(Refusal::FAILED);
     };
-    let key = principal.and_then(|p| p.wampcra.as_ref());
-    let role = principal.map_or("", |p| p.role.as_str());
     let challenge = challenge_json(authid, role, provider, hello.session);
     let mut extra = vec![("challenge", text(&challenge))];
-    if let Some((salt, iterations, keylen)) = key.and_then(|k| k.salt.as_ref()) {
+    if let Some((salt, iterations, keylen)) = salt {
         extra.push(("salt", text(salt)));
         extra.push(("iterations", Val::UInt(u64::from(*iterations))));
         extra.push(("keylen", Val::UInt(u64::from(*keylen))));
