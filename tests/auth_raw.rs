@@ -314,8 +314,11 @@ fn a_shard_keeps_routing_during_100_scram_logins() {
         worst_during,
         logins_took
     );
+    // A key derivation on the shard (Argon2id, tens of ms each, 100 of them) would stall the calls
+    // for seconds; the margin is wide because the 100 client threads share the machine's cores
+    // with the router and this loop.
     assert!(
-        during * 2 >= before,
+        during * 4 >= before,
         "routing slowed down during logins: {during} vs {before} calls"
     );
     assert!(
