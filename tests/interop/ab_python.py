@@ -17,176 +17,27 @@ reason on the first failure; prints "OK python <url> <serializer>" on success.
 
 import asyncio
 import sys
-import traceback
 
-import txaio
-
-txaio.use_asyncio()
-
-from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
-from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.rawsocket.util import parse_url as parse_rs_url  # noqa: E402
-from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import (  # noqa: E402
-    CBORSerializer,
-    JsonSerializer,
-    MsgPackSerializer,
+from ab_common import (  # the shared harness: connect, checks, steps, main driver
+    Waiter,
+    check,
+    check_eq,
+    check_fatal,
+    connect,
+    expect_error,
+    main,
+    short,
+    step,
 )
-from autobahn.wamp.types import (  # noqa: E402
-    CallResult,
-    ComponentConfig,
-    PublishOptions,
-    RegisterOptions,
-)
-from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallResult, PublishOptions, RegisterOptions
 
 TIMEOUT_S = 20.0
 N_EVENTS = 100
 
-SERIALIZERS = {
-    "json": JsonSerializer,
-    "msgpack": MsgPackSerializer,
-    "cbor": CBORSerializer,
-}
-
 ALL_BYTES = bytes(range(256))
 EMPTY = b""
 UNICODE = "héllo ☃"
-
-
-class Failure(Exception):
-    pass
-
-
-STEP = ["start"]
-
-
-def step(name):
-    STEP[0] = name
-
-
-def norm(v):
-    """Tuples to lists, recursively, so results compare independent of container type."""
-    if isinstance(v, (list, tuple)):
-        return [norm(x) for x in v]
-    if isinstance(v, dict):
-        return {k: norm(x) for k, x in v.items()}
-    return v
-
-
-def short(v):
-    s = repr(v)
-    return s if len(s) <= 300 else s[:300] + "..."
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(f"{STEP[0]}: {msg}")
-
-
-def check_eq(got, want, what):
-    got_n, want_n = norm(got), norm(want)
-    # bytes == str is False in Python, so a binary value that turned into a
-    # string (or the other way round) is caught here.
-    if got_n != want_n or (isinstance(want_n, (bytes, str)) and type(got_n) is not type(want_n)):
-        raise Failure(f"{STEP[0]}: {what}: got {short(got)}, want {short(want)}")
-
-
-async def expect_error(coro, uri, what):
-    try:
-        res = await coro
-    except ApplicationError as e:
-        check_eq(e.error, uri, f"{what}: error URI")
-        return e
-    raise Failure(f"{STEP[0]}: {what}: expected ApplicationError {uri}, got success {short(res)}")
-
-
-class Session(ApplicationSession):
-    def __init__(self, config, name):
-        super().__init__(config)
-        self.name = name
-        self.joined = asyncio.get_running_loop().create_future()
-        self.closing = False
-
-    def onJoin(self, details):
-        if not self.joined.done():
-            self.joined.set_result(details)
-
-    def onLeave(self, details):
-        if not self.joined.done():
-            self.joined.set_exception(Failure(f"session {self.name} left before joining: {details}"))
-        elif not self.closing:
-            FATAL.append(f"session {self.name} left unexpectedly: {details}")
-        super().onLeave(details)
-
-    def onUserError(self, fail, msg):
-        # The callee's deliberate com.interop.oops error is expected; keep
-        # anything else visible.
-        err = getattr(fail, "value", fail)
-        if isinstance(err, ApplicationError) and err.error == "com.interop.oops":
-            return
-        super().onUserError(fail, msg)
-
-    def onDisconnect(self):
-        if not self.joined.done():
-            self.joined.set_exception(Failure(f"session {self.name} disconnected before joining"))
-        elif not self.closing:
-            FATAL.append(f"session {self.name} disconnected unexpectedly")
-
-
-FATAL = []
-
-
-async def connect(url, ser_name, name):
-    loop = asyncio.get_running_loop()
-    serializer = SERIALIZERS[ser_name]()
-    session = Session(ComponentConfig("realm1", {}), name)
-
-    if url.startswith("rs://"):
-        _secure, host, port = parse_rs_url(url)
-        factory = WampRawSocketClientFactory(lambda: session, serializer=serializer)
-        if host == "unix":
-            transport, _proto = await loop.create_unix_connection(factory, port)
-        else:
-            transport, _proto = await loop.create_connection(factory, host, port)
-    elif url.startswith("ws://"):
-        _secure, host, port, _resource, _path, _params = parse_ws_url(url)
-        factory = WampWebSocketClientFactory(lambda: session, url=url, serializers=[serializer])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0, failByDrop=False)
-        transport, _proto = await loop.create_connection(factory, host, port)
-    else:
-        raise Failure(f"unsupported URL {url}")
-
-    await session.joined
-    got = getattr(session._transport, "_serializer", None)
-    got_id = getattr(got, "SERIALIZER_ID", None)
-    check(got_id == serializer.SERIALIZER_ID,
-          f"session {name}: transport uses serializer {got_id!r}, wanted {serializer.SERIALIZER_ID!r}")
-    return session
-
-
-class Waiter:
-    """Wakes waiters after each recorded event."""
-
-    def __init__(self):
-        self.items = []
-        self._cond = asyncio.Condition()
-
-    def push(self, item):
-        self.items.append(item)
-
-        async def notify():
-            async with self._cond:
-                self._cond.notify_all()
-
-        asyncio.ensure_future(notify())
-
-    async def until(self, n):
-        async with self._cond:
-            await self._cond.wait_for(lambda: len(self.items) >= n or FATAL)
-        if FATAL:
-            raise Failure(FATAL[0])
 
 
 async def run(url, ser_name):
@@ -343,8 +194,7 @@ async def run(url, ser_name):
         await mix_c.until(1)
         check_eq(mix_c.items[0], (margs, mkw), f"event from {ser_name} session A on {other_ser} session C")
 
-        if FATAL:
-            raise Failure(FATAL[0])
+        check_fatal()
     finally:
         for s in reversed(sessions):
             s.closing = True
@@ -356,30 +206,5 @@ async def run(url, ser_name):
                 pass
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in SERIALIZERS:
-        print("usage: ab_python.py URL json|msgpack|cbor", file=sys.stderr)
-        return 2
-    url, ser_name = sys.argv[1], sys.argv[2]
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(url, ser_name), TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise Failure(f"global timeout after {TIMEOUT_S:.0f} s (step: {STEP[0]})")
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        print(f"FAIL python {url} {ser_name}: {e}", flush=True)
-        return 1
-    except Exception as e:
-        traceback.print_exc()
-        print(f"FAIL python {url} {ser_name}: {STEP[0]}: {type(e).__name__}: {e}", flush=True)
-        return 1
-    print(f"OK python {url} {ser_name}", flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("python", run, TIMEOUT_S))

@@ -18,27 +18,13 @@ non-zero with a reason on the first failure.
 import asyncio
 import json
 import sys
-import traceback
 
-import txaio
-
-txaio.use_asyncio()
-
-from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
-from autobahn.asyncio.wamp import Session  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.rawsocket.util import parse_url as parse_rs_url  # noqa: E402
-from autobahn.wamp.auth import create_authenticator  # noqa: E402
-from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
-from autobahn.wamp.types import ComponentConfig, PublishOptions  # noqa: E402
-from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
+from ab_common import Failure, SERIALIZERS, main, open_transport
+from autobahn.asyncio.wamp import Session
+from autobahn.wamp.auth import create_authenticator
+from autobahn.wamp.types import ComponentConfig, PublishOptions
 
 TIMEOUT_S = 20.0
-SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
-
-
-class Failure(Exception):
-    pass
 
 
 class AuthSession(Session):
@@ -68,18 +54,9 @@ class AuthSession(Session):
 
 
 async def open_session(url, ser_name, realm, method, args):
-    loop = asyncio.get_running_loop()
-    serializer = SERIALIZERS[ser_name]()
     session = AuthSession(ComponentConfig(realm, {}))
     session.add_authenticator(create_authenticator(method, **args))
-    if url.startswith("rs://"):
-        _secure, host, port = parse_rs_url(url)
-        factory = WampRawSocketClientFactory(lambda: session, serializer=serializer)
-    else:
-        _secure, host, port, _r, _p, _q = parse_ws_url(url)
-        factory = WampWebSocketClientFactory(lambda: session, url=url, serializers=[serializer])
-        factory.setProtocolOptions(openHandshakeTimeout=5.0, closeHandshakeTimeout=1.0)
-    await loop.create_connection(factory, host, port)
+    await open_transport(url, SERIALIZERS[ser_name](), session)
     return session
 
 
@@ -141,16 +118,9 @@ async def run(url, ser_name, spec):
     await asyncio.sleep(0.1)
 
 
-def main():
-    url, ser_name, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    try:
-        asyncio.run(asyncio.wait_for(run(url, ser_name, spec), 120))
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        print(f"FAIL auth {url} {ser_name}", flush=True)
-        sys.exit(1)
-    print(f"OK auth {url} {ser_name}", flush=True)
+def run_cli(url, ser_name, spec_json):
+    return run(url, ser_name, json.loads(spec_json))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main("auth", run_cli, 120, nargs=3))

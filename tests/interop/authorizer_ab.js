@@ -14,84 +14,16 @@
 
 'use strict';
 
-const autobahn = require('autobahn');
+const { autobahn, fmt, harness } = require('./ab_common');
 
-const TIMEOUT_MS = 30000;
 const NOT_AUTHORIZED = 'wamp.error.not_authorized';
-const url = process.argv[2];
-const serName = process.argv[3];
-let step = 'start';
-let closing = false;
+const h = harness('authorizer-js', { timeoutMs: 30000 });
+const { check } = h;
 const asked = new Map();
 const seen = [];
 
-function fmt(v) {
-  if (v instanceof autobahn.Error) return `autobahn.Error(${v.error}, ${JSON.stringify(v.args)})`;
-  if (v instanceof Error) return v.stack || String(v);
-  try {
-    return JSON.stringify(v);
-  } catch (_) {
-    return String(v);
-  }
-}
-
-function die(msg) {
-  process.stdout.write(`FAIL authorizer-js ${url} ${serName}: ${step}: ${msg}\n`);
-  process.exit(1);
-}
-
-function check(cond, what) {
-  if (!cond) die(what);
-}
-
-process.on('unhandledRejection', (e) => die(`unhandled rejection: ${fmt(e)}`));
-process.on('uncaughtException', (e) => die(`uncaught exception: ${fmt(e)}`));
-setTimeout(() => die(`global timeout after ${TIMEOUT_MS} ms`), TIMEOUT_MS);
-
-function makeSerializer(name) {
-  switch (name) {
-    case 'json':
-      return new autobahn.serializer.JSONSerializer();
-    case 'msgpack':
-      return new autobahn.serializer.MsgpackSerializer();
-    case 'cbor':
-      return new autobahn.serializer.CBORSerializer();
-    default:
-      return die(`unknown serializer ${name}`);
-  }
-}
-
-function connect(name, realm) {
-  return new Promise((resolve, reject) => {
-    const conn = new autobahn.Connection({
-      url,
-      realm,
-      serializers: [makeSerializer(serName)],
-      max_retries: 0,
-      retry_if_unreachable: false,
-    });
-    let opened = false;
-    conn.onopen = (session) => {
-      opened = true;
-      resolve({ conn, session });
-    };
-    conn.onclose = (reason, details) => {
-      if (!opened) reject(new Error(`session ${name} could not open: ${reason} ${fmt(details)}`));
-      else if (!closing) die(`session ${name} closed unexpectedly: ${reason} ${fmt(details)}`);
-      return true;
-    };
-    conn.open();
-  });
-}
-
-async function denied(promise, what) {
-  try {
-    const res = await promise;
-    die(`${what}: expected ${NOT_AUTHORIZED}, got ${fmt(res)}`);
-  } catch (e) {
-    check(e instanceof autobahn.Error && e.error === NOT_AUTHORIZED, `${what}: got ${fmt(e)}`);
-  }
-}
+const connect = (name, realm) => h.connect(name, { realm });
+const denied = (promise, what) => h.expectError(promise, NOT_AUTHORIZED, what);
 
 function authorize(args) {
   const [session, uri, action, options] = args;
@@ -106,7 +38,7 @@ function authorize(args) {
 }
 
 async function main() {
-  step = 'connect';
+  h.step = 'connect';
   const AUTH = await connect('AUTH', 'auth');
   await AUTH.session.register('com.example.authorize', authorize);
   const APP = await connect('APP', 'app');
@@ -114,7 +46,7 @@ async function main() {
   const app = APP.session;
   const app2 = APP2.session;
 
-  step = 'register through the authorizer';
+  h.step = 'register through the authorizer';
   const callers = [];
   const whoami = (args, kwargs, details) => {
     callers.push(details.caller);
@@ -123,7 +55,7 @@ async function main() {
   for (const proc of ['app.js.open', 'app.js.dict', 'app.js.once']) await app2.register(proc, whoami);
   await denied(app2.register('app.js.closed', whoami), 'register app.js.closed');
 
-  step = 'bool answers, cached';
+  h.step = 'bool answers, cached';
   for (let i = 0; i < 3; i++) {
     check((await app.call('app.js.open')) === 'hi', 'call app.js.open');
     await denied(app.call('app.js.closed'), 'call app.js.closed');
@@ -132,13 +64,13 @@ async function main() {
   check(asked.get('call app.js.closed') === 1, `asked ${asked.get('call app.js.closed')} times for app.js.closed`);
   check(callers.every((c) => c === undefined || c === null), `caller disclosed by a plain true: ${fmt(callers)}`);
 
-  step = 'dict answers';
+  h.step = 'dict answers';
   check((await app.call('app.js.dict')) === 'hi', 'call app.js.dict');
   check(callers[callers.length - 1] === app.id, `caller ${fmt(callers[callers.length - 1])}, wanted ${app.id}`);
   for (let i = 0; i < 3; i++) check((await app.call('app.js.once')) === 'hi', 'call app.js.once');
   check(asked.get('call app.js.once') === 3, `asked ${asked.get('call app.js.once')} times for app.js.once`);
 
-  step = 'publish and subscribe';
+  h.step = 'publish and subscribe';
   let resolveEvent;
   const event = new Promise((r) => (resolveEvent = r));
   await app.subscribe('app.js.t.open', (args) => resolveEvent(args[0]));
@@ -147,15 +79,12 @@ async function main() {
   await denied(app.publish('app.js.t.closed', [1], {}, { acknowledge: true }), 'publish app.js.t.closed');
   await denied(app.subscribe('app.js.t.closed', () => {}), 'subscribe app.js.t.closed');
 
-  step = 'what the authorizer was told';
+  h.step = 'what the authorizer was told';
   const first = seen.find((s) => s.uri === 'app.js.open' && s.action === 'call');
   check(first.session.session === app.id, `session ${fmt(first.session)}`);
   check(first.session.authrole === 'guest' && first.session.realm === 'app', `session ${fmt(first.session)}`);
 
-  closing = true;
-  for (const x of [APP, APP2, AUTH]) x.conn.close();
-  process.stdout.write(`OK authorizer-js ${url} ${serName}\n`);
-  process.exit(0);
+  h.finish([APP, APP2, AUTH]);
 }
 
-main().catch((e) => die(fmt(e)));
+h.run(main);

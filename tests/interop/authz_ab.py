@@ -14,75 +14,18 @@ failing step otherwise.
 
 import asyncio
 import sys
-import traceback
 
-import txaio
-
-txaio.use_asyncio()
-
-from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
-from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.rawsocket.util import parse_url as parse_rs_url  # noqa: E402
-from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
-from autobahn.wamp.types import ComponentConfig, PublishOptions  # noqa: E402
-from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
+from ab_common import Failure, connect_basic, denied, main, step
+from autobahn.wamp.types import PublishOptions
 
 TIMEOUT_S = 20.0
-NOT_AUTHORIZED = "wamp.error.not_authorized"
-SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
-STEP = ["start"]
-
-
-class Failure(Exception):
-    pass
-
-
-def step(name):
-    STEP[0] = name
-
-
-class Session(ApplicationSession):
-    def __init__(self, config):
-        super().__init__(config)
-        self.joined = asyncio.get_running_loop().create_future()
-
-    def onJoin(self, details):
-        if not self.joined.done():
-            self.joined.set_result(details)
-
-    def onLeave(self, details):
-        if not self.joined.done():
-            self.joined.set_exception(Failure(f"left before joining: {details}"))
-        super().onLeave(details)
 
 
 async def connect(url, ser_name):
-    loop = asyncio.get_running_loop()
-    session = Session(ComponentConfig("realm1", {}))
-    serializer = SERIALIZERS[ser_name]()
-    if url.startswith("rs://"):
-        _secure, host, port = parse_rs_url(url)
-        factory = WampRawSocketClientFactory(lambda: session, serializer=serializer)
-    else:
-        _secure, host, port, _res, _path, _params = parse_ws_url(url)
-        factory = WampWebSocketClientFactory(lambda: session, url=url, serializers=[serializer])
-    await loop.create_connection(factory, host, port)
-    details = await session.joined
+    session, details = await connect_basic(url, ser_name)
     if details.authrole != "app":
         raise Failure(f"joined with role {details.authrole!r}, wanted 'app'")
     return session
-
-
-async def denied(coro, what):
-    try:
-        await coro
-    except ApplicationError as e:
-        if e.error != NOT_AUTHORIZED:
-            raise Failure(f"{what}: error {e.error}, wanted {NOT_AUTHORIZED}")
-        return
-    raise Failure(f"{what}: succeeded, wanted {NOT_AUTHORIZED}")
 
 
 async def run(url, ser_name):
@@ -123,16 +66,5 @@ async def run(url, ser_name):
         s.leave()
 
 
-def main():
-    url, ser_name = sys.argv[1], sys.argv[2]
-    try:
-        asyncio.run(asyncio.wait_for(run(url, ser_name), TIMEOUT_S))
-    except Exception as e:  # noqa: BLE001
-        traceback.print_exc()
-        print(f"FAIL authz {url} {ser_name} at step {STEP[0]}: {e!r}")
-        sys.exit(1)
-    print(f"OK authz {url} {ser_name}")
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main("authz", run, TIMEOUT_S))

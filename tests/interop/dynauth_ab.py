@@ -23,8 +23,8 @@ import hashlib
 import hmac
 import json
 import sys
-import traceback
 
+from ab_common import main
 from auth_ab import Failure, open_session  # the shared client plumbing of the static-auth test
 from argon2.low_level import Type, hash_secret_raw
 from autobahn.wamp.auth import derive_scram_credential
@@ -141,16 +141,9 @@ async def run(url, ser_name, spec):
     await asyncio.sleep(0.1)
 
 
-def main():
-    url, ser_name, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    try:
-        asyncio.run(asyncio.wait_for(run(url, ser_name, spec), 120))
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        print(f"FAIL dynauth {url} {ser_name}", flush=True)
-        sys.exit(1)
-    print(f"OK dynauth {url} {ser_name}", flush=True)
+def run_cli(url, ser_name, spec_json):
+    return run(url, ser_name, json.loads(spec_json))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main("dynauth", run_cli, 120, nargs=3))

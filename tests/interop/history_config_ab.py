@@ -12,18 +12,14 @@ on_join meta events of A and B, made before anyone subscribed to them. Prints
 "OK history-config-python <url> <serializer>" on success.
 """
 
-import asyncio
 import sys
-import traceback
 
-from ab_python import (  # the shared harness: connect, checks, steps
-    FATAL,
-    SERIALIZERS,
-    Failure,
-    STEP,
-    check,
+from ab_common import (  # the shared harness: connect, checks, steps, main driver
     check_eq,
+    check_fatal,
     connect,
+    leave_all,
+    main,
     step,
 )
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
@@ -64,41 +60,10 @@ async def run(url, ser_name):
     try:
         await joins(a, b)
         await history(a, b)
-        if FATAL:
-            raise Failure(FATAL[0])
+        check_fatal()
     finally:
-        for s in sessions:
-            s.closing = True
-            if s.is_attached():
-                s.leave()
-        await asyncio.sleep(0.1)
-
-
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in SERIALIZERS:
-        print("usage: history_config_ab.py URL json|msgpack|cbor", file=sys.stderr)
-        return 2
-    url, ser_name = sys.argv[1], sys.argv[2]
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(url, ser_name), TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise Failure(f"global timeout after {TIMEOUT_S:.0f} s (step: {STEP[0]})")
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        print(f"FAIL history-config-python {url} {ser_name}: {e}", flush=True)
-        return 1
-    except Exception as e:
-        traceback.print_exc()
-        print(f"FAIL history-config-python {url} {ser_name}: {STEP[0]}: {type(e).__name__}: {e}",
-              flush=True)
-        return 1
-    print(f"OK history-config-python {url} {ser_name}", flush=True)
-    return 0
+        await leave_all(sessions)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("history-config-python", run, TIMEOUT_S))

@@ -12,92 +12,39 @@
 
 'use strict';
 
-const autobahn = require('autobahn');
+const { collector, harness } = require('./ab_common');
 
-const TIMEOUT_MS = 20000;
-const url = process.argv[2];
-const serName = process.argv[3];
-let step = 'start';
-
-function die(msg) {
-  process.stdout.write(`FAIL meta-js ${url} ${serName}: ${step}: ${msg}\n`);
-  process.exit(1);
-}
-
-function check(cond, msg) {
-  if (!cond) die(msg);
-}
-
-function serializer() {
-  switch (serName) {
-    case 'json': return new autobahn.serializer.JSONSerializer();
-    case 'msgpack': return new autobahn.serializer.MsgpackSerializer();
-    case 'cbor': return new autobahn.serializer.CBORSerializer();
-    default: die(`unknown serializer ${serName}`);
-  }
-}
-
-// Opens a session; `left` resolves with the close details when it ends.
-function connect(name) {
-  return new Promise((resolve, reject) => {
-    const conn = new autobahn.Connection({
-      url, realm: 'realm1', serializers: [serializer()], max_retries: 0,
-      retry_if_unreachable: false,
-    });
-    let opened = false;
-    let onLeft;
-    const left = new Promise((r) => { onLeft = r; });
-    conn.onopen = (session) => { opened = true; resolve({ conn, session, left, name }); };
-    conn.onclose = (reason, details) => {
-      if (!opened) reject(new Error(`${name} could not open: ${reason}`));
-      onLeft(details || {});
-      return true;
-    };
-    conn.open();
-  });
-}
-
-// Resolves with the first `n` items pushed, or fails the run after a while.
-function collector() {
-  const items = [];
-  let waiters = [];
-  return {
-    items,
-    push(x) { items.push(x); waiters = waiters.filter((w) => !w()); },
-    until(n) {
-      return new Promise((resolve) => {
-        const w = () => { if (items.length >= n) { resolve(items); return true; } return false; };
-        if (!w()) waiters.push(w);
-      });
-    },
-  };
-}
+const h = harness('meta-js', { timeoutMs: 20000 });
+const { check } = h;
+// A session here may be closed on purpose (killed, or dropped for its testament); `left` resolves
+// with the close details when it ends.
+const connect = (name) => h.connect(name, { dieOnClose: false });
 
 async function main() {
-  step = 'connect';
+  h.step = 'connect';
   const a = await connect('A');
   const b = await connect('B');
   const sa = a.session;
-  step = 'count and get';
+  h.step = 'count and get';
   check(await sa.call('wamp.session.count') === 2, 'count is not 2');
   const got = await sa.call('wamp.session.get', [b.session.id]);
   check(got.session === b.session.id && got.authrole === 'anonymous', `get: ${JSON.stringify(got)}`);
 
-  step = 'on_join from another shard';
+  h.step = 'on_join from another shard';
   const joins = collector();
   await sa.subscribe('wamp.session.on_join', (args) => joins.push(args[0].session));
   const c = await connect('C');
   await joins.until(1);
   check(joins.items.includes(c.session.id), `on_join: ${joins.items}`);
 
-  step = 'kill';
+  h.step = 'kill';
   const cId = c.session.id;
   await sa.call('wamp.session.kill', [cId], { message: 'bye' });
   const details = await c.left;
   check(details.reason === 'wamp.close.killed', `kill reason: ${JSON.stringify(details)}`);
   check(details.message === 'bye', `kill message: ${JSON.stringify(details)}`);
 
-  step = 'testament';
+  h.step = 'testament';
   const d = await connect('D');
   const will = collector();
   await sa.subscribe('com.metajs.will', (args, kwargs) => will.push([args, kwargs]));
@@ -106,7 +53,7 @@ async function main() {
   await will.until(1);
   check(will.items[0][0][0] === 'gone' && will.items[0][1].n === 1, `testament: ${JSON.stringify(will.items)}`);
 
-  step = 'event history';
+  h.step = 'event history';
   const sub = await b.session.subscribe('com.metajs.hist', () => {}, { match: 'prefix' });
   const ack = { acknowledge: true };
   const p1 = await sa.publish('com.metajs.hist.x', [1], {}, ack);
@@ -118,11 +65,7 @@ async function main() {
   const last = await b.session.call('wamp.subscription.get_events', [sub.id], { reverse: true, limit: 1 });
   check(last.length === 1 && last[0].args[0] === 2, `newest: ${JSON.stringify(last)}`);
 
-  a.conn.close();
-  b.conn.close();
-  process.stdout.write(`OK meta-js ${url} ${serName}\n`);
-  process.exit(0);
+  h.finish([a, b]);
 }
 
-setTimeout(() => die(`timeout after ${TIMEOUT_MS} ms`), TIMEOUT_MS).unref();
-main().catch((e) => die(e && e.stack ? e.stack : JSON.stringify(e)));
+h.run(main);

@@ -16,37 +16,22 @@ on_leave and no testament reaches the caller). Prints "OK meta-history-python
 
 import asyncio
 import sys
-import traceback
 
-from ab_python import (  # the shared harness: connect, checks, steps
-    FATAL,
-    SERIALIZERS,
-    Failure,
-    STEP,
+from ab_common import (  # the shared harness: connect, checks, steps, main driver
     Waiter,
     check,
     check_eq,
+    check_fatal,
     connect,
     expect_error,
+    leave_all,
+    main,
+    watch_leave,
     step,
 )
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
 TIMEOUT_S = 30.0
-
-
-def watch_leave(session):
-    """A future resolved with the CloseDetails when `session` leaves."""
-    left = asyncio.get_running_loop().create_future()
-    original = session.onLeave
-
-    def on_leave(details):
-        if not left.done():
-            left.set_result(details)
-        original(details)
-
-    session.onLeave = on_leave
-    return left
 
 
 async def history(a, b):
@@ -151,41 +136,10 @@ async def run(url, ser_name):
         await shared_registration(a, b, c)
         await transport(a, b, url.startswith("ws://"))
         await kill_all(a, [b, c])
-        if FATAL:
-            raise Failure(FATAL[0])
+        check_fatal()
     finally:
-        for s in sessions:
-            s.closing = True
-            if s.is_attached():
-                s.leave()
-        await asyncio.sleep(0.1)
-
-
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in SERIALIZERS:
-        print("usage: meta_history_ab.py URL json|msgpack|cbor", file=sys.stderr)
-        return 2
-    url, ser_name = sys.argv[1], sys.argv[2]
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(url, ser_name), TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise Failure(f"global timeout after {TIMEOUT_S:.0f} s (step: {STEP[0]})")
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        print(f"FAIL meta-history-python {url} {ser_name}: {e}", flush=True)
-        return 1
-    except Exception as e:
-        traceback.print_exc()
-        print(f"FAIL meta-history-python {url} {ser_name}: {STEP[0]}: {type(e).__name__}: {e}",
-              flush=True)
-        return 1
-    print(f"OK meta-history-python {url} {ser_name}", flush=True)
-    return 0
+        await leave_all(sessions)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("meta-history-python", run, TIMEOUT_S))

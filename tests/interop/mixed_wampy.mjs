@@ -15,6 +15,7 @@ import { JsonSerializer } from 'wampy/JsonSerializer.js';
 import { MsgpackSerializer } from 'wampy/MsgpackSerializer.js';
 import { CborSerializer } from 'wampy/CborSerializer.js';
 import WebSocket from 'ws';
+import { deepEq } from './wampy_common.mjs';
 
 const url = process.argv[2];
 const serName = process.argv[3];
@@ -29,24 +30,6 @@ setTimeout(() => die('timeout after 20 s'), 20000);
 
 function show(v) {
   return JSON.stringify(v, (k, x) => (typeof x === 'bigint' ? `${x}n` : x));
-}
-
-function isBytes(v) {
-  return Buffer.isBuffer(v) || v instanceof Uint8Array;
-}
-
-function deepEq(a, b) {
-  if (isBytes(a) || isBytes(b)) {
-    return isBytes(a) && isBytes(b) && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
-  }
-  if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEq(x, b[i]));
-  }
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a).sort();
-    return deepEq(ka, Object.keys(b).sort()) && ka.every((k) => deepEq(a[k], b[k]));
-  }
-  return a === b;
 }
 
 function checkEq(got, want, what) {

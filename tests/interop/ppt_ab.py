@@ -16,11 +16,9 @@ N, which did not announce the mode (it still gets the EVENT, as the spec leaves 
 subscriber). Prints "OK ppt-python <url> <serializer>" on success.
 """
 
-import asyncio
 import sys
-import traceback
 
-from ab_python import FATAL, Failure, Waiter, check, check_eq, connect, step, STEP  # noqa: F401
+from ab_common import Waiter, check, check_eq, check_fatal, connect, main, step
 from autobahn.wamp import message, role
 from autobahn.wamp.types import PublishOptions
 
@@ -130,34 +128,11 @@ async def run(url, ser_name):
     check_eq(ppt_of(SEEN["invocation"][0]), PPT, "INVOCATION.Details")
     check_eq(ppt_of(SEEN["result"][-1]), ANSWER_PPT, "RESULT.Details")
 
-    if FATAL:
-        raise Failure(FATAL[0])
+    check_fatal()
     for s in [p] + subs:
         s.closing = True
         await s.leave()
 
 
-def main():
-    url, ser_name = sys.argv[1], sys.argv[2]
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(url, ser_name), TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise Failure(f"global timeout after {TIMEOUT_S:.0f} s (step: {STEP[0]})")
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        print(f"FAIL ppt-python {url} {ser_name}: {e}", flush=True)
-        return 1
-    except Exception as e:
-        traceback.print_exc()
-        print(f"FAIL ppt-python {url} {ser_name}: {STEP[0]}: {type(e).__name__}: {e}", flush=True)
-        return 1
-    print(f"OK ppt-python {url} {ser_name}", flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("ppt-python", run, TIMEOUT_S))

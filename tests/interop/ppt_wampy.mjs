@@ -8,25 +8,12 @@
 // Usage: node ppt_wampy.mjs ws://127.0.0.1:PORT/ws json|msgpack|cbor
 // Prints "OK ppt-wampy <url> <serializer>" on success.
 
-import { Wampy } from 'wampy';
-import { JsonSerializer } from 'wampy/JsonSerializer.js';
-import { MsgpackSerializer } from 'wampy/MsgpackSerializer.js';
-import { CborSerializer } from 'wampy/CborSerializer.js';
-import WebSocket from 'ws';
+import { CborSerializer, JsonSerializer, collector, harness } from './wampy_common.mjs';
 
-const url = process.argv[2];
-const serName = process.argv[3];
-let step = 'start';
-let closing = false;
-
-function die(msg) {
-  process.stdout.write(`FAIL ppt-wampy ${url} ${serName}: ${step}: ${msg}\n`);
-  process.exit(1);
-}
-setTimeout(() => die('global timeout after 20 s'), 20000).unref();
-process.on('unhandledRejection', (e) => die(`unhandled rejection: ${e && e.stack ? e.stack : e}`));
-
-const serializers = { json: JsonSerializer, msgpack: MsgpackSerializer, cbor: CborSerializer };
+const h = harness('ppt-wampy');
+const { die, same, serName } = h;
+const connect = (name, ser) =>
+  h.connect(name, { ser, options: { payloadSerializers: { json: new JsonSerializer(), cbor: new CborSerializer() } } });
 const otherName = { json: 'json', msgpack: 'cbor', cbor: 'msgpack' }[serName];
 const PPT = serName === 'json'
   ? { ppt_scheme: 'mqtt', ppt_serializer: 'json' }
@@ -37,40 +24,13 @@ const PPT = serName === 'json'
       ppt_keyid: '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed',
     };
 
-async function connect(name, ser) {
-  const w = new Wampy(url, {
-    realm: 'realm1', ws: WebSocket, serializer: new serializers[ser](), autoReconnect: false,
-    payloadSerializers: { json: new JsonSerializer(), cbor: new CborSerializer() },
-    onClose: () => { if (!closing) die(`session ${name} closed unexpectedly`); },
-    onError: (e) => die(`session ${name}: ${e && e.message}`),
-  });
-  await w.connect();
-  return w;
-}
-
-function same(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) die(`${what}: got ${g}, want ${w}`);
-}
-
 function pptOf(details) {
   const out = {};
   for (const k of Object.keys(PPT)) out[k] = details[k];
   return out;
 }
 
-function collector() {
-  const c = { items: [], waiters: [] };
-  c.push = (x) => {
-    c.items.push(x);
-    c.waiters = c.waiters.filter(([n, r]) => (c.items.length >= n ? (r(), false) : true));
-  };
-  c.until = (n) => new Promise((r) => (c.items.length >= n ? r() : c.waiters.push([n, r])));
-  return c;
-}
-
-step = 'connect';
+h.step = 'connect';
 const p = await connect('P', serName);
 const subs = [await connect('S1', serName), await connect('S2', otherName)];
 for (const w of [p, ...subs]) {
@@ -80,19 +40,19 @@ for (const w of [p, ...subs]) {
   }
 }
 
-step = 'subscribe';
+h.step = 'subscribe';
 const got = subs.map(() => collector());
 for (let i = 0; i < subs.length; i++) {
   await subs[i].subscribe('com.ppt.wampy', (e) => got[i].push([pptOf(e.details), e.argsList, e.argsDict]));
 }
-step = 'publish in passthru mode';
+h.step = 'publish in passthru mode';
 await p.publish('com.ppt.wampy', { argsList: [1, 'two'], argsDict: { k: 'v' } }, PPT);
 for (let i = 0; i < subs.length; i++) {
   await got[i].until(1);
   same(got[i].items[0], [PPT, [1, 'two'], { k: 'v' }], `event of S${i + 1}`);
 }
 
-step = 'call in passthru mode';
+h.step = 'call in passthru mode';
 const seen = collector();
 await subs[1].register('com.ppt.wampy.echo', (inv) => {
   seen.push([pptOf(inv.details), inv.argsList]);
@@ -103,7 +63,7 @@ await seen.until(1);
 same(seen.items[0], [PPT, [5]], 'invocation');
 same([pptOf(res.details), res.argsList], [PPT, [5, 'back']], 'result');
 
-step = 'plain publication after';
+h.step = 'plain publication after';
 await p.publish('com.ppt.wampy', { argsList: [3] });
 for (let i = 0; i < subs.length; i++) {
   await got[i].until(2);
@@ -111,7 +71,4 @@ for (let i = 0; i < subs.length; i++) {
   if (got[i].items[1][0].ppt_scheme !== undefined) die(`plain event of S${i + 1} has ppt_scheme`);
 }
 
-closing = true;
-for (const w of [p, ...subs]) await w.disconnect();
-process.stdout.write(`OK ppt-wampy ${url} ${serName}\n`);
-process.exit(0);
+await h.finish([p, ...subs]);

@@ -10,65 +10,14 @@
 
 'use strict';
 
-const autobahn = require('autobahn');
+const { collector, harness } = require('./ab_common');
 
-const TIMEOUT_MS = 20000;
-const url = process.argv[2];
-const serName = process.argv[3];
-let step = 'start';
-let closing = false;
-
-function die(msg) {
-  process.stdout.write(`FAIL pubsub-js ${url} ${serName}: ${step}: ${msg}\n`);
-  process.exit(1);
-}
-
-process.on('unhandledRejection', (e) => die(`unhandled rejection: ${e && e.stack ? e.stack : JSON.stringify(e)}`));
-setTimeout(() => die(`global timeout after ${TIMEOUT_MS} ms`), TIMEOUT_MS).unref();
-
-function serializer(name) {
-  return {
-    json: () => new autobahn.serializer.JSONSerializer(),
-    msgpack: () => new autobahn.serializer.MsgpackSerializer(),
-    cbor: () => new autobahn.serializer.CBORSerializer(),
-  }[name]();
-}
-
-function connect(name, ser) {
-  return new Promise((resolve, reject) => {
-    const conn = new autobahn.Connection({
-      url, realm: 'realm1', serializers: [serializer(ser)], max_retries: 0, retry_if_unreachable: false,
-    });
-    let opened = false;
-    conn.onopen = (session, details) => { opened = true; resolve({ conn, session, authid: details.authid }); };
-    conn.onclose = (reason, details) => {
-      if (!opened) reject(new Error(`${name} could not open: ${reason}`));
-      else if (!closing) die(`${name} closed unexpectedly: ${reason} ${JSON.stringify(details)}`);
-      return true;
-    };
-    conn.open();
-  });
-}
-
-// Collects events and lets the test wait for a count.
-function collector() {
-  const c = { items: [], waiters: [] };
-  c.push = (item) => {
-    c.items.push(item);
-    c.waiters = c.waiters.filter(([n, resolve]) => (c.items.length >= n ? (resolve(), false) : true));
-  };
-  c.until = (n) => new Promise((resolve) => (c.items.length >= n ? resolve() : c.waiters.push([n, resolve])));
-  return c;
-}
-
-function eq(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) die(`${what}: got ${g}, want ${w}`);
-}
+const h = harness('pubsub-js', { timeoutMs: 20000 });
+const { eq, serName } = h;
+const connect = (name, ser) => h.connect(name, { ser });
 
 async function main() {
-  step = 'connect';
+  h.step = 'connect';
   const p = await connect('P', serName);
   const subs = [];
   for (const n of [1, 2, 3]) subs.push(await connect(`S${n}`, serName));
@@ -79,7 +28,7 @@ async function main() {
   const sid = subs.map((s) => s.session.id);
   const ack = { acknowledge: true };
 
-  step = 'publish with lists';
+  h.step = 'publish with lists';
   await p.session.publish('com.pubsub.js', ['x1'], {}, { ...ack, exclude: [sid[0]] });
   await p.session.publish('com.pubsub.js', ['x2'], {}, { ...ack, eligible: [sid[0], sid[2]] });
   await p.session.publish('com.pubsub.js', ['x3'], {}, { ...ack, exclude_authid: [subs[1].authid] });
@@ -96,11 +45,11 @@ async function main() {
     eq(got[i].items, want[i], `events of S${i + 1}`);
   }
 
-  step = 'publish retained';
+  h.step = 'publish retained';
   await p.session.publish('com.pubsub.js.ret', ['old'], {}, { ...ack, retain: true });
   await p.session.publish('com.pubsub.js.ret', ['new'], {}, { ...ack, retain: true, disclose_me: true });
   for (const n of [0, 1]) {
-    step = `get_retained (L${n})`;
+    h.step = `get_retained (L${n})`;
     const late = await connect(`L${n}`, serName === 'json' ? 'msgpack' : 'json');
     const ev = collector();
     await late.session.subscribe('com.pubsub.js.ret',
@@ -111,9 +60,7 @@ async function main() {
     await ev.until(2);
     eq(ev.items[1], [`live${n}`, false, null], 'live event after the retained one');
   }
-  closing = true;
-  process.stdout.write(`OK pubsub-js ${url} ${serName}\n`);
-  process.exit(0);
+  h.finish();
 }
 
-main().catch((e) => die(e && e.stack ? e.stack : JSON.stringify(e)));
+h.run(main);

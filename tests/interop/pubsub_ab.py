@@ -9,11 +9,9 @@ alternate between shards), and later a late subscriber L in another serializer. 
 "OK pubsub-python <url> <serializer>" on success.
 """
 
-import asyncio
 import sys
-import traceback
 
-from ab_python import FATAL, Failure, Waiter, check, check_eq, connect, step, STEP  # noqa: F401
+from ab_common import Waiter, check, check_eq, connect, main, step
 from autobahn.wamp import message
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
@@ -124,27 +122,5 @@ async def run(url, ser_name):
     await retention(url, ser_name, p)
 
 
-def main():
-    url, ser_name = sys.argv[1], sys.argv[2]
-
-    async def bounded():
-        try:
-            await asyncio.wait_for(run(url, ser_name), TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise Failure(f"global timeout after {TIMEOUT_S:.0f} s (step: {STEP[0]})")
-
-    try:
-        asyncio.run(bounded())
-    except Failure as e:
-        print(f"FAIL pubsub-python {url} {ser_name}: {e}", flush=True)
-        return 1
-    except Exception as e:
-        traceback.print_exc()
-        print(f"FAIL pubsub-python {url} {ser_name}: {STEP[0]}: {type(e).__name__}: {e}", flush=True)
-        return 1
-    print(f"OK pubsub-python {url} {ser_name}", flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("pubsub-python", run, TIMEOUT_S))

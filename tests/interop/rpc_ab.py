@@ -16,34 +16,13 @@ ending in ".disclosed". Prints "OK rpc-python <url> <serializer>" on success.
 import asyncio
 import sys
 import time
-import traceback
 
-import txaio
+from ab_common import Failure, check, connect_basic, main
+from autobahn.wamp import message
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallOptions, RegisterOptions
 
-txaio.use_asyncio()
-
-from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
-from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.rawsocket.util import parse_url as parse_rs_url  # noqa: E402
-from autobahn.wamp import message  # noqa: E402
-from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
-from autobahn.wamp.types import CallOptions, ComponentConfig, RegisterOptions  # noqa: E402
-from autobahn.websocket.util import parse_url as parse_ws_url  # noqa: E402
-
-SERIALIZERS = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}
 TIMEOUT_S = 30.0
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-
 
 _marshal_options = message.Call.marshal_options
 
@@ -58,46 +37,9 @@ def marshal_options_disclosing(self):
 message.Call.marshal_options = marshal_options_disclosing
 
 
-class Session(ApplicationSession):
-    def __init__(self, config):
-        super().__init__(config)
-        self.joined = asyncio.get_running_loop().create_future()
-
-    def onJoin(self, details):
-        if not self.joined.done():
-            self.joined.set_result(details)
-
-    def onUserError(self, fail, msg):
-        # An interrupted invocation ends in CancelledError by design.
-        if isinstance(getattr(fail, "value", fail), asyncio.CancelledError):
-            return
-        super().onUserError(fail, msg)
-
-    def onLeave(self, details):
-        if not self.joined.done():
-            self.joined.set_exception(Failure(f"left before joining: {details}"))
-        super().onLeave(details)
-
-
-async def connect(url, ser_name):
-    loop = asyncio.get_running_loop()
-    session = Session(ComponentConfig("realm1", {}))
-    serializer = SERIALIZERS[ser_name]()
-    if url.startswith("rs://"):
-        _secure, host, port = parse_rs_url(url)
-        factory = WampRawSocketClientFactory(lambda: session, serializer=serializer)
-        await loop.create_connection(factory, host, port)
-    else:
-        _secure, host, port, _resource, _path, _params = parse_ws_url(url)
-        factory = WampWebSocketClientFactory(lambda: session, url=url, serializers=[serializer])
-        await loop.create_connection(factory, host, port)
-    details = await session.joined
-    return session, details
-
-
 async def run(url, ser_name):
-    a, _ = await connect(url, ser_name)  # callee
-    b, b_details = await connect(url, ser_name)  # caller
+    a, _ = await connect_basic(url, ser_name, quiet_cancelled=True)  # callee
+    b, b_details = await connect_basic(url, ser_name, quiet_cancelled=True)  # caller
     loop = asyncio.get_running_loop()
 
     # Progressive call results, in order, then the final result.
@@ -175,8 +117,8 @@ async def run(url, ser_name):
 
     # Shared registration, round-robin: callees A (shard 0) and D (shard 1), callers B (shard 1)
     # and C (shard 0); every caller shard rotates over both callees.
-    c, _ = await connect(url, ser_name)
-    d, _ = await connect(url, ser_name)
+    c, _ = await connect_basic(url, ser_name, quiet_cancelled=True)
+    d, _ = await connect_basic(url, ser_name, quiet_cancelled=True)
 
     def named(name):
         def endpoint():
@@ -206,16 +148,5 @@ async def run(url, ser_name):
         s.leave()
 
 
-def main():
-    url, ser_name = sys.argv[1], sys.argv[2]
-    try:
-        asyncio.run(asyncio.wait_for(run(url, ser_name), TIMEOUT_S))
-    except Exception as e:  # noqa: BLE001
-        traceback.print_exc()
-        print(f"FAIL rpc-python {url} {ser_name}: {e!r}")
-        sys.exit(1)
-    print(f"OK rpc-python {url} {ser_name}")
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main("rpc-python", run, TIMEOUT_S))

@@ -11,90 +11,17 @@
 
 'use strict';
 
-const autobahn = require('autobahn');
+const { autobahn, fmt, harness, sleep } = require('./ab_common');
 
-const TIMEOUT_MS = 30000;
-const url = process.argv[2];
-const serName = process.argv[3];
-let step = 'start';
-let closing = false;
-
-function fmt(v) {
-  if (v instanceof autobahn.Error) return `autobahn.Error(${v.error}, ${JSON.stringify(v.args)})`;
-  if (v instanceof Error) return v.stack || String(v);
-  try {
-    return JSON.stringify(v);
-  } catch (_) {
-    return String(v);
-  }
-}
-
-function die(msg) {
-  process.stdout.write(`FAIL routing-js ${url} ${serName}: ${step}: ${msg}\n`);
-  process.exit(1);
-}
-
-function check(cond, what) {
-  if (!cond) die(what);
-}
-
-process.on('unhandledRejection', (e) => die(`unhandled rejection: ${fmt(e)}`));
-process.on('uncaughtException', (e) => die(`uncaught exception: ${fmt(e)}`));
-setTimeout(() => die(`global timeout after ${TIMEOUT_MS} ms`), TIMEOUT_MS);
-
-function makeSerializer(name) {
-  switch (name) {
-    case 'json':
-      return new autobahn.serializer.JSONSerializer();
-    case 'msgpack':
-      return new autobahn.serializer.MsgpackSerializer();
-    case 'cbor':
-      return new autobahn.serializer.CBORSerializer();
-    default:
-      return die(`unknown serializer ${name}`);
-  }
-}
-
-function connect(name) {
-  return new Promise((resolve, reject) => {
-    const conn = new autobahn.Connection({
-      url,
-      realm: 'realm1',
-      serializers: [makeSerializer(serName)],
-      max_retries: 0,
-      retry_if_unreachable: false,
-    });
-    let opened = false;
-    conn.onopen = (session, details) => {
-      opened = true;
-      resolve({ conn, session, details });
-    };
-    conn.onclose = (reason, details) => {
-      if (!opened) reject(new Error(`session ${name} could not open: ${reason} ${fmt(details)}`));
-      else if (!closing) die(`session ${name} closed unexpectedly: ${reason} ${fmt(details)}`);
-      return true;
-    };
-    conn.open();
-  });
-}
-
-async function expectError(promise, uri) {
-  try {
-    const res = await promise;
-    die(`expected ${uri}, got ${fmt(res)}`);
-  } catch (e) {
-    check(e instanceof autobahn.Error && e.error === uri, `expected ${uri}, got ${fmt(e)}`);
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const h = harness('routing-js', { timeoutMs: 30000 });
+const { check, connect, expectError } = h;
 
 async function main() {
-  step = 'connect';
+  h.step = 'connect';
   const [A, B, C, D] = [await connect('A'), await connect('B'), await connect('C'), await connect('D')];
   const [a, b, c, d] = [A.session, B.session, C.session, D.session];
 
-  step = 'least_loaded';
+  h.step = 'least_loaded';
   // A holds every call until released; D answers at once. With one call held by A, every
   // further call goes to D, whichever shard it is on.
   let release;
@@ -117,7 +44,7 @@ async function main() {
   check(JSON.stringify(firstGot) === '["A","D"]', `the first two calls ${fmt(firstGot)}`);
   check(heldByA === 1, `A got ${heldByA} calls`);
 
-  step = 'sharded registration (rkey)';
+  h.step = 'sharded registration (rkey)';
   await a.register('routing.js.sharded', () => 'A', { invoke: 'roundrobin' });
   await d.register('routing.js.sharded', () => 'D', { invoke: 'roundrobin' });
   const owners = new Set();
@@ -129,7 +56,7 @@ async function main() {
   }
   check(owners.size === 2, `12 keys all reached ${fmt([...owners])}`);
 
-  step = 'call rerouting';
+  h.step = 'call rerouting';
   let refused = 0;
   await a.register('routing.js.reroute', () => {
     refused += 1;
@@ -151,10 +78,7 @@ async function main() {
   await expectError(b.call('routing.js.none'), 'wamp.error.no_available_callee');
   await expectError(c.call('routing.js.none'), 'wamp.error.no_available_callee');
 
-  closing = true;
-  for (const x of [A, B, C, D]) x.conn.close();
-  process.stdout.write(`OK routing-js ${url} ${serName}\n`);
-  process.exit(0);
+  h.finish([A, B, C, D]);
 }
 
-main().catch((e) => die(fmt(e)));
+h.run(main);

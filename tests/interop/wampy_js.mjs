@@ -26,6 +26,7 @@ import { JsonSerializer } from 'wampy/JsonSerializer.js';
 import { MsgpackSerializer } from 'wampy/MsgpackSerializer.js';
 import { CborSerializer } from 'wampy/CborSerializer.js';
 import WebSocket from 'ws';
+import { deepEq, isBytes } from './wampy_common.mjs';
 
 const TIMEOUT_MS = 20000;
 const N_EVENTS = 100;
@@ -92,28 +93,6 @@ async function connect(name, ser) {
 
 function isId(v) {
   return (Number.isInteger(v) && v > 0) || (typeof v === 'bigint' && v > 0n && v <= 2n ** 53n);
-}
-
-function isBytes(v) {
-  return Buffer.isBuffer(v) || v instanceof Uint8Array;
-}
-
-// Deep equality that treats Buffer/Uint8Array as byte strings.
-function deepEq(a, b) {
-  if (isBytes(a) || isBytes(b)) {
-    return isBytes(a) && isBytes(b) && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
-  }
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    return a.every((x, i) => deepEq(x, b[i]));
-  }
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a).sort();
-    const kb = Object.keys(b).sort();
-    if (!deepEq(ka, kb)) return false;
-    return ka.every((k) => deepEq(a[k], b[k]));
-  }
-  return a === b;
 }
 
 function show(v) {
