@@ -16,6 +16,7 @@ use wampd::protocol::{Message, Serializer, Val};
 use wampd::router::ids::shard_of_session;
 
 use common::auth::{decoded, get_str, recv_challenge, send_authenticate, send_hello};
+use common::authz::TRUSTED_AUTH_REALM;
 use common::{dict, list, s, Client, InProcess};
 
 const SHARDS: usize = 2;
@@ -26,7 +27,7 @@ const SECRET: &str = "login-secret";
 /// Realm `app` asks the authorizer for everything but `app.static.`; realm `login` has no listed
 /// principal, so every login is decided by the authenticator (realm `hasty` too, which gives up on
 /// it after 300 ms). Both are registered in realm `auth`.
-const CONFIG: &str = r#"
+const APP_CONFIG: &str = r#"
 [[realm]]
 name = "app"
 anonymous_role = "guest"
@@ -40,15 +41,10 @@ anonymous_role = "guest"
   procedure = "auth.authorize"
   realm = "auth"
   timeout = 20000
-[[realm]]
-name = "auth"
-anonymous_role = "trusted"
-  [[realm.role]]
-  name = "trusted"
-    [[realm.role.permission]]
-    uri = ""
-    match = "prefix"
-    allow = ["call", "register", "publish", "subscribe"]
+"#;
+
+/// The realms listed after `auth` (the order names the realms' indexes).
+const MORE_CONFIG: &str = r#"
 [[realm]]
 name = "login"
   [[realm.role]]
@@ -69,11 +65,16 @@ name = "hasty"
   timeout = 300
 "#;
 
-/// A router with [`CONFIG`] on [`SHARDS`] shards, inside the test process. The answer timeouts are
+/// The whole configuration: the realms above and the trusted realm `auth` the procedures live in.
+fn config_text() -> String {
+    format!("{APP_CONFIG}{TRUSTED_AUTH_REALM}{MORE_CONFIG}")
+}
+
+/// A router with [`config_text`] on [`SHARDS`] shards, inside the test process. The answer timeouts are
 /// long, so that nothing a test sees comes from them, except in realm `hasty`.
 fn start() -> InProcess {
     let mut config = wampd::config::Config::default();
-    wampd::config::load::load_str(CONFIG, std::path::Path::new("."), &mut config)
+    wampd::config::load::load_str(&config_text(), std::path::Path::new("."), &mut config)
         .expect("the configuration is valid");
     config.listen = vec!["127.0.0.1:0".parse().unwrap()];
     config.shards = SHARDS;

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::auth::{decoded, get_str};
-use common::authz::{sighup, start_with_config, write_config};
+use common::authz::{sighup, start_with_config, write_config, TRUSTED_AUTH_REALM};
 use common::{dict, s, Client, Got, Router};
 use wampd::protocol::{codes, Message, Serializer, Val};
 use wampd::router::ids::shard_of_session;
@@ -21,7 +21,7 @@ const AUTHORIZER: &str = "auth.authorize";
 
 /// The application realm: `app.static.` is decided by a static permission (`app.static.no` takes
 /// it back); everything else goes to the authorizer, which gives up after 1.5 s.
-const CONFIG: &str = r#"
+const APP_CONFIG: &str = r#"
 [[realm]]
 name = "app"
 anonymous_role = "guest"
@@ -38,16 +38,12 @@ anonymous_role = "guest"
   procedure = "auth.authorize"
   realm = "auth"
   timeout = 1500
-[[realm]]
-name = "auth"
-anonymous_role = "trusted"
-  [[realm.role]]
-  name = "trusted"
-    [[realm.role.permission]]
-    uri = ""
-    match = "prefix"
-    allow = ["call", "register", "publish", "subscribe"]
 "#;
+
+/// The whole configuration: the realms above and the trusted realm `auth` the procedures live in.
+fn config() -> String {
+    format!("{APP_CONFIG}{TRUSTED_AUTH_REALM}")
+}
 
 /// One question the authorizer was asked.
 #[derive(Debug, Clone)]
@@ -124,7 +120,7 @@ struct Setup {
 }
 
 fn setup(name: &str, register: bool) -> Setup {
-    let path = write_config(name, CONFIG);
+    let path = write_config(name, &config());
     let router = start_with_config(2, &path);
     let mut svc = Client::rawsocket(&router.addr, Serializer::Json);
     svc.hello("auth");

@@ -8,10 +8,10 @@ mod common;
 
 use std::path::Path;
 
-use common::authz::{start_with_config, write_config};
+use common::authz::{start_with_config, write_config, TRUSTED_AUTH_REALM};
 use common::interop::{dir, require, run_script, url};
 
-const CONFIG: &str = r#"
+const APP_CONFIG: &str = r#"
 [[realm]]
 name = "app"
 anonymous_role = "guest"
@@ -21,22 +21,18 @@ anonymous_role = "guest"
   procedure = "com.example.authorize"
   realm = "auth"
   timeout = 5000
-[[realm]]
-name = "auth"
-anonymous_role = "trusted"
-  [[realm.role]]
-  name = "trusted"
-    [[realm.role.permission]]
-    uri = ""
-    match = "prefix"
-    allow = ["call", "register", "publish", "subscribe"]
 "#;
 
-/// Runs `program script URL ser` against a fresh 2-shard router started with [`CONFIG`], expecting
+/// The whole configuration: the realms above and the trusted realm `auth` the procedures live in.
+fn config() -> String {
+    format!("{APP_CONFIG}{TRUSTED_AUTH_REALM}")
+}
+
+/// Runs `program script URL ser` against a fresh 2-shard router started with [`config`], expecting
 /// the line `{ok} {URL} {ser}`.
 fn run(program: &Path, script: &str, ws: bool, ser: &str, ok: &str) {
     // One file per script: tests run in parallel, and a file being rewritten reads as empty.
-    let path = write_config(&format!("interop_{script}.toml"), CONFIG);
+    let path = write_config(&format!("interop_{script}.toml"), &config());
     let router = start_with_config(2, &path);
     let url = url(&router.addr, ws);
     let o = run_script(program, script, &[&url, ser]);

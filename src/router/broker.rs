@@ -634,36 +634,34 @@ impl Router {
         };
         // Separate loops, so that the plain fanout tests nothing but the excluded publisher, and a
         // filtered one only what its lists say about this shard's sessions.
-        match filter {
-            None => {
-                for peer in sub.local.iter().filter(|p| p.id.get() != exclude) {
-                    self.deliver_to(peer, frames);
-                }
+        let everyone = || {
+            for peer in sub.local.iter().filter(|p| p.id.get() != exclude) {
+                self.deliver_to(peer, frames);
             }
-            Some(f) => match f.on_shard(sub.local.len(), |id| self.sessions.contains_key(&id)) {
-                Some(lists) if lists.admit_all() => {
-                    for peer in sub.local.iter().filter(|p| p.id.get() != exclude) {
+        };
+        let Some(f) = filter else {
+            everyone();
+            return sub.remote;
+        };
+        match f.on_shard(sub.local.len(), |id| self.sessions.contains_key(&id)) {
+            Some(lists) if lists.admit_all() => everyone(),
+            Some(lists) if lists.admit_none() => {}
+            Some(lists) => {
+                for peer in &sub.local {
+                    let session = peer.id.get();
+                    if session != exclude && lists.admits(session) {
                         self.deliver_to(peer, frames);
                     }
                 }
-                Some(lists) if lists.admit_none() => {}
-                Some(lists) => {
-                    for peer in &sub.local {
-                        let session = peer.id.get();
-                        if session != exclude && lists.admits(session) {
-                            self.deliver_to(peer, frames);
-                        }
+            }
+            None => {
+                for peer in &sub.local {
+                    let session = peer.id.get();
+                    if session != exclude && self.admitted(f, session) {
+                        self.deliver_to(peer, frames);
                     }
                 }
-                None => {
-                    for peer in &sub.local {
-                        let session = peer.id.get();
-                        if session != exclude && self.admitted(f, session) {
-                            self.deliver_to(peer, frames);
-                        }
-                    }
-                }
-            },
+            }
         }
         sub.remote
     }

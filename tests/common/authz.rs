@@ -4,6 +4,20 @@ use std::path::PathBuf;
 
 use super::Router;
 
+/// The realm `auth` where trusted sessions register the router's helper procedures (dynamic
+/// authenticator, authorizer): anonymous sessions there may do anything.
+pub const TRUSTED_AUTH_REALM: &str = r#"
+[[realm]]
+name = "auth"
+anonymous_role = "trusted"
+  [[realm.role]]
+  name = "trusted"
+    [[realm.role.permission]]
+    uri = ""
+    match = "prefix"
+    allow = ["call", "register", "publish", "subscribe"]
+"#;
+
 /// Writes `text` as configuration file `name` in this test build's scratch directory (inside
 /// `target/`, so that nothing outside the repository is read) and returns its path.
 pub fn write_config(name: &str, text: &str) -> PathBuf {
